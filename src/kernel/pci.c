@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <pci/pci.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "pci.h"
+
+/* libpci reports errors through a callback that must not return; ours stays quiet instead. */
+static void pci_quiet(char *msg, ...)
+{
+}
+
+static void pci_cleanupp(struct pci_access **p)
+{
+	if (*p)
+		pci_cleanup(*p);
+}
+
+int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n)
+{
+	_cleanup_(pci_cleanupp) struct pci_access *pacc = NULL;
+	_cleanup_free_ PciDevice *list = NULL;
+	size_t count = 0;
+	char devices[4096];
+
+	/*
+	 * libpci's error callback must not return, and its default exits the
+	 * process: never let it reach one. No PCI sysfs means no devices.
+	 */
+	snprintf(devices, sizeof(devices), "%s/devices", sysfs_path ?: "/sys/bus/pci");
+	if (access(devices, R_OK | X_OK) < 0) {
+		*ret = NULL;
+		*n = 0;
+		return 0;
+	}
+
+	pacc = pci_alloc();
+	if (!pacc)
+		return -ENOMEM;
+	pacc->warning = pci_quiet;
+	pacc->debug = pci_quiet;
+	pacc->method = PCI_ACCESS_SYS_BUS_PCI;
+	if (sysfs_path)
+		pci_set_param(pacc, "sysfs.path", (char *)sysfs_path);
+	pci_init(pacc);
+	pci_scan_bus(pacc);
+
+	for (struct pci_dev *d = pacc->devices; d; d = d->next) {
+		const char *driver, *group;
+		PciDevice *a, *dev;
+
+		pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_DRIVER | PCI_FILL_IOMMU_GROUP);
+		driver = pci_get_string_property(d, PCI_FILL_DRIVER);
+		if (!driver || strcmp(driver, "vfio-pci") != 0)
+			continue;
+
+		a = reallocarray(list, count + 1, sizeof(PciDevice));
+		if (!a)
+			return -ENOMEM;
+		list = a;
+		dev = &list[count++];
+		*dev = (PciDevice){ .vendor_id = d->vendor_id, .device_id = d->device_id, .iommu_group = -1 };
+		snprintf(dev->slot, sizeof(dev->slot), "%04x:%02x:%02x.%d", d->domain, d->bus, d->dev,
+			 d->func);
+		snprintf(dev->driver, sizeof(dev->driver), "%s", driver);
+		group = pci_get_string_property(d, PCI_FILL_IOMMU_GROUP);
+		if (group)
+			dev->iommu_group = atoi(group);
+	}
+
+	*n = count;
+	*ret = TAKE_PTR(list);
+	return 0;
+}

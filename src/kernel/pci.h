@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * PCI inventory through libpci: the devices passed through to VMs (bound
+ * to vfio-pci), their IOMMU groups, and whether their state can be carried
+ * over. sysfs_path NULL means libpci's default (/sys/bus/pci); tests hand
+ * it a directory of their own.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct PciDevice {
+	char slot[32]; /* "0000:00:03.0" */
+	uint16_t vendor_id, device_id;
+	char driver[64]; /* "" when unbound */
+	int iommu_group; /* -1 when none */
+} PciDevice;
+
+/* Every device bound to vfio-pci. *ret is malloc'd (may be NULL when *n == 0). */
+int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n);

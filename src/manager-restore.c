@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * After the kexec: the daemon of the new kernel picks the update up.
+ *
+ * Order matters. The modules named in the handover file are loaded first,
+ * because the first open of /dev/liveupdate deserializes every incoming
+ * file and fails for good on a file whose handler is missing. Then our own
+ * session gives the manifest and the commit record, and every VM's session
+ * is retrieved and held (in the fd store too: closing a retrieved session
+ * finishes it, and finishing frees what was not retrieved).
+ *
+ * Each VMM is served the moment it says HELLO, independently of the
+ * others: it gets its session fd and its tokens and retrieves its files
+ * itself, so their pages are charged to its own cgroup. When it reports
+ * RESUMED its session is finished. A VMM that never comes back keeps its
+ * memory until an operator releases it or the restore timeout does.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "handover.h"
+#include "log.h"
+#include "luo.h"
+#include "manager.h"
+#include "modules.h"
+#include "vmm-message.h"
+
+static void load_handover_modules(Manager *m, char **ret_update_id)
+{
+	char **modules = NULL;
+	const char *failed = NULL;
+	size_t n = 0;
+	int r;
+
+	r = handover_read(m->config.state_dir, ret_update_id, &modules, &n);
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		log_error_errno(r, "Cannot read %s/" HANDOVER_FILE_NAME ": %m", m->config.state_dir);
+		return;
+	}
+	r = modules_load(m->config.modules_dir, modules, n, &failed);
+	if (r < 0)
+		log_error_errno(r, "Cannot load module %s, needed by the preserved files: %m", failed);
+	else if (n > 0)
+		log_info("Loaded %zu module(s) for the preserved files", n);
+	strv_free(modules);
+}
+
+static int read_preserved_json(int session_fd, uint64_t token, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = luo_retrieve_fd(session_fd, token);
+	if (fd < 0)
+		return fd;
+	return manifest_memfd_read(fd, MANIFEST_SIZE_MAX, ret, ret_len);
+}
+
+/* The report, rebuilt from what the previous kernel's daemon wrote down. */
+static void rebuild_report(Update *u, const CommitRecord *rec, usec_t now)
+{
+	Manifest *man = u->manifest;
+	Report *r = u->report;
+
+	(void)report_set_kernel(r, man->kernel_image, man->initrd, man->cmdline);
+	report_phase_start(r, REPORT_PHASE_PREPARE, man->prepare_start_us);
+	report_phase_end(r, REPORT_PHASE_PREPARE, man->prepare_end_us);
+	if (rec) {
+		report_phase_start(r, REPORT_PHASE_FREEZE, rec->freeze_requested_us);
+		report_phase_end(r, REPORT_PHASE_FREEZE, rec->reboot_us);
+		report_phase_start(r, REPORT_PHASE_REBOOT, rec->reboot_us);
+	}
+	report_phase_end(r, REPORT_PHASE_REBOOT, now);
+	report_phase_start(r, REPORT_PHASE_RESTORE, now);
+
+	for (size_t i = 0; i < man->n_vms; i++) {
+		ReportVm *rv = report_vm(r, man->vms[i].vm_id);
+
+		if (!rv)
+			continue;
+		rv->fds = (unsigned)man->vms[i].n_tokens;
+		if (rec) {
+			rv->freeze_requested_us = rec->freeze_requested_us;
+			rv->frozen_us = rec->vm_frozen_us[i];
+		}
+	}
+}
+
+static int on_restore_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Manager *m = userdata;
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (v->fd >= 0 || (v->state != VMM_AWAITING && v->state != VMM_RESTORED))
+			continue;
+		log_warning("VMM %s did not come back within %llu s; releasing its memory", v->vm_id,
+			    (unsigned long long)m->config.restore_timeout_s);
+		(void)manager_release_vmm(m, v->vm_id, NULL, NULL);
+		/* release may have finished the update */
+		if (!m->update)
+			break;
+	}
+	return 0;
+}
+
+static int restore_sessions(Manager *m, int luo_fd, Update *u)
+{
+	for (size_t i = 0; i < u->manifest->n_vms; i++) {
+		const ManifestVm *mvm = &u->manifest->vms[i];
+		Vmm *v;
+		int fd, r;
+
+		fd = luo_retrieve_session(luo_fd, mvm->session);
+		if (fd < 0) {
+			ReportVm *rv = report_vm(u->report, mvm->vm_id);
+
+			log_error_errno(fd, "Cannot retrieve session %s of VMM %s: %m", mvm->session, mvm->vm_id);
+			if (rv)
+				rv->outcome = REPORT_VM_FAILED;
+			(void)report_set_error(u->report, "vmm-failed", "A VM's session did not survive the kexec");
+			continue;
+		}
+		r = manager_add_awaiting_vmm(m, mvm, fd, &v);
+		if (r < 0) {
+			safe_close(fd);
+			return r;
+		}
+		manager_fdstore_add(m, fd, mvm->session);
+	}
+	return 0;
+}
+
+int manager_restore_incoming(Manager *m)
+{
+	_cleanup_free_ char *handover_id = NULL, *json = NULL, *record_json = NULL;
+	_cleanup_(commit_record_freep) CommitRecord *rec = NULL;
+	_cleanup_close_ int luo_fd = -1;
+	Update *u;
+	size_t len;
+	usec_t now = manager_now();
+	int r;
+
+	load_handover_modules(m, &handover_id);
+
+	luo_fd = luo_open(NULL);
+	if (luo_fd == -ENOENT || luo_fd == -ENODEV || luo_fd == -ENXIO) {
+		if (handover_id)
+			log_error("Update %s was handed over, but this kernel has no " LUO_DEVICE_PATH
+				  ": nothing could be carried over", handover_id);
+		(void)handover_remove(m->config.state_dir);
+		return 0;
+	}
+	if (luo_fd == -EIO)
+		return log_error_errno(luo_fd, "The kernel could not read the incoming live update "
+				       "(was a module a preserved file needs missing?): %m");
+	if (luo_fd < 0)
+		return log_error_errno(luo_fd, "Cannot open " LUO_DEVICE_PATH ": %m");
+
+	r = luo_retrieve_session(luo_fd, MANIFEST_SESSION_NAME);
+	if (r == -ENOENT) {
+		if (handover_id)
+			log_warning("Update %s was handed over but its session is gone", handover_id);
+		(void)handover_remove(m->config.state_dir);
+		return 0;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Cannot retrieve session " MANIFEST_SESSION_NAME ": %m");
+
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		safe_close(r);
+		return log_oom();
+	}
+	u->session_fd = r;
+	u->record_fd = -1;
+	m->update = u;
+
+	r = read_preserved_json(u->session_fd, MANIFEST_TOKEN, &json, &len);
+	if (r >= 0)
+		r = manifest_from_json(json, len, &u->manifest);
+	if (r < 0) {
+		/*
+		 * Without a manifest we cannot know whose sessions are whose.
+		 * Touch nothing (closing would free memory), say so loudly.
+		 */
+		log_error_errno(r, "The incoming manifest is unreadable%s: %m; leaving every session "
+				"untouched", r == -EPROTONOSUPPORT ? " (unknown version)" : "");
+		manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
+		m->update = NULL;
+		/* keep the fd open for the daemon's lifetime: intentionally leaked into the fd store */
+		u->session_fd = -1;
+		update_free(u);
+		return r;
+	}
+	snprintf(u->id, sizeof(u->id), "%s", u->manifest->update_id);
+	if (handover_id && strcmp(handover_id, u->id) != 0)
+		log_warning("Handover file names update %s, the kernel carried %s", handover_id, u->id);
+
+	r = read_preserved_json(u->session_fd, COMMIT_RECORD_TOKEN, &record_json, &len);
+	if (r >= 0)
+		r = commit_record_from_json(record_json, len, u->manifest, &rec);
+	if (r < 0)
+		log_warning_errno(r, "The commit record is unreadable, freeze times unknown: %m");
+
+	u->report = report_new(u->id);
+	if (!u->report)
+		return log_oom();
+	rebuild_report(u, rec, now);
+	u->kernel_image = strdup(u->manifest->kernel_image);
+	u->cmdline = strdup(u->manifest->cmdline);
+	manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
+
+	r = restore_sessions(m, luo_fd, u);
+	if (r < 0)
+		return log_error_errno(r, "Cannot set up the restore: %m");
+	luo_fd = safe_close(luo_fd);
+
+	log_info("Restoring update %s: %zu VMM(s) to hand back", u->id, u->manifest->n_vms);
+	(void)manager_set_state(m, UPDATE_EVENT_INCOMING);
+
+	if (m->config.restore_timeout_s > 0) {
+		r = sd_event_add_time_relative(m->event, &u->timer, CLOCK_MONOTONIC,
+					       m->config.restore_timeout_s * USEC_PER_SEC, 0,
+					       on_restore_timeout, m);
+		if (r < 0)
+			log_warning_errno(r, "Cannot arm the restore timeout: %m");
+	}
+	manager_update_progress(m);
+	return 0;
+}
+
+int manager_restore_vmm(Manager *m, Vmm *v)
+{
+	ReportVm *rv;
+	int r;
+
+	if (v->state != VMM_AWAITING && v->state != VMM_RESTORED)
+		return -EBUSY;
+
+	r = vmm_send_restore(v->fd, m->update->id, v->tokens, (uint32_t)v->n_tokens, v->session_fd);
+	if (r < 0)
+		return log_warning_errno(r, "Cannot send RESTORE to VMM %s: %m", v->vm_id);
+
+	if (!v->restored_us) {
+		v->restored_us = manager_now();
+		rv = report_vm(m->update->report, v->vm_id);
+		if (rv)
+			rv->restored_us = v->restored_us;
+	}
+	vmm_set_state(v, VMM_RESTORED);
+	manager_update_progress(m);
+	return 0;
+}
+
+int manager_vmm_resumed(Manager *m, Vmm *v)
+{
+	ReportVm *rv;
+	int r;
+
+	r = luo_finish(v->session_fd);
+	if (r < 0)
+		return log_warning_errno(r, "Cannot finish the session of VMM %s: %m", v->vm_id);
+
+	v->resumed_us = manager_now();
+	rv = report_vm(m->update->report, v->vm_id);
+	if (rv) {
+		rv->resumed_us = v->resumed_us;
+		rv->outcome = REPORT_VM_RESUMED;
+	}
+	log_info("VMM %s resumed; session finished", v->vm_id);
+	vmm_drop_session(v);
+	/* from now on an ordinary VMM, ready for the next update */
+	vmm_set_state(v, VMM_REGISTERED);
+	manager_update_progress(m);
+	return 0;
+}
+
+int manager_release_vmm(Manager *m, const char *vm_id, ControlError *ret_code, char **ret_message)
+{
+	Vmm *v = manager_find_vmm(m, vm_id);
+	int r;
+
+	if (!v || (v->state != VMM_AWAITING && v->state != VMM_RESTORED)) {
+		if (ret_code) {
+			*ret_code = CONTROL_ERROR_VMM_NOT_FOUND;
+			r = asprintf(ret_message, "No VM %s is waiting to be restored", vm_id);
+			if (r < 0)
+				*ret_message = NULL;
+		}
+		return -ENOENT;
+	}
+	if (v->fd >= 0) {
+		if (ret_code) {
+			*ret_code = CONTROL_ERROR_BAD_STATE;
+			r = asprintf(ret_message, "VMM %s is connected; it finishes its own session", vm_id);
+			if (r < 0)
+				*ret_message = NULL;
+		}
+		return -EBUSY;
+	}
+
+	/* FINISH frees whatever the VMM never retrieved: that is the point of releasing. */
+	r = luo_finish(v->session_fd);
+	if (r < 0)
+		log_warning_errno(r, "Cannot finish the session of VMM %s: %m", v->vm_id);
+	log_notice("Released VM %s: its preserved memory is freed", v->vm_id);
+	vmm_drop_session(v);
+	vmm_set_state(v, VMM_RELEASED);
+	manager_update_progress(m);
+	return 0;
+}

@@ -1,0 +1,801 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * Prepare, commit, and the way back.
+ *
+ * Everything slow happens in prepare, while the VMs run: the kernel image
+ * is loaded (kexec_file_load reads and checks it), every VMM gets a LUO
+ * session and preserves its files. Commit writes the manifest, syncs, and
+ * only then opens the blackout: FREEZE goes to every VMM at once, the last
+ * acknowledgement triggers the commit record (a few numbers written in
+ * place) and reboot(LINUX_REBOOT_CMD_KEXEC). Nothing in that window waits
+ * on anything but the VMMs themselves.
+ *
+ * Until the kernel has jumped, any failure (a VMM that dies, misses its
+ * deadline or errs, an operator's abort, reboot() refusing) takes the same
+ * path back: every VMM is thawed, every session closed (which is how LUO
+ * unpreserves), the kexec image unloaded. Guest memory never moved, so
+ * nothing is lost.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cmdline.h"
+#include "config.h"
+#include "handover.h"
+#include "kexec.h"
+#include "log.h"
+#include "luo.h"
+#include "manager.h"
+#include "pci.h"
+#include "string-util.h"
+#include "vmm-message.h"
+
+Update *update_free(Update *u)
+{
+	if (!u)
+		return NULL;
+	sd_event_source_disable_unref(u->timer);
+	safe_close(u->session_fd);
+	safe_close(u->record_fd);
+	manifest_free(u->manifest);
+	report_free(u->report);
+	free(u->kernel_image);
+	free(u->initrd);
+	free(u->cmdline);
+	free(u);
+	return NULL;
+}
+DEFINE_FREEP(Update, update_free)
+
+/* "20261121T012345Z-1a2b3c4d": sortable, readable, and unique enough per host. */
+static int update_new(Update **ret)
+{
+	_cleanup_(update_freep) Update *u = NULL;
+	uint32_t rnd;
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[32];
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->session_fd = -1;
+	u->record_fd = -1;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return negative_errno();
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(u->tag, sizeof(u->tag), "%08x", rnd);
+	snprintf(u->id, sizeof(u->id), "%.16s-%.8s", stamp, u->tag);
+	u->manifest = calloc(1, sizeof(Manifest));
+	u->report = report_new(u->id);
+	if (!u->manifest || !u->report)
+		return -ENOMEM;
+	*ret = TAKE_PTR(u);
+	return 0;
+}
+
+int manager_set_state(Manager *m, UpdateEvent event)
+{
+	int next = update_state_next(m->state, event);
+
+	if (next < 0) {
+		log_error("Refusing event %s in state %s", update_event_to_string(event),
+			  update_state_to_string(m->state));
+		return next;
+	}
+	log_info("Update %s: %s -> %s", m->update ? m->update->id : "-",
+		 update_state_to_string(m->state), update_state_to_string(next));
+	m->state = next;
+	manager_emit_state(m);
+	manager_notify_status(m);
+	return 0;
+}
+
+static bool vmm_in_update(const Vmm *v)
+{
+	return v->vm_id[0] && v->state >= VMM_PREPARING && v->state <= VMM_FROZEN;
+}
+
+static int set_error(ControlError *ret_code, char **ret_message, ControlError code, int error,
+		     const char *fmt, ...) _printf_(5, 6);
+static int set_error(ControlError *ret_code, char **ret_message, ControlError code, int error,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	*ret_code = code;
+	errno = error < 0 ? -error : error;
+	va_start(ap, fmt);
+	if (vasprintf(ret_message, fmt, ap) < 0)
+		*ret_message = NULL;
+	va_end(ap);
+	return error < 0 ? error : -EINVAL;
+}
+
+static int create_session(Manager *m, int luo_fd, Vmm *v)
+{
+	int fd;
+
+	/* a new update: forget the last one's times */
+	v->freeze_requested_us = v->frozen_us = v->restored_us = v->resumed_us = 0;
+	snprintf(v->session_name, sizeof(v->session_name), "lu.%s.%s", m->update->tag, v->vm_id);
+	fd = luo_create_session(luo_fd, v->session_name);
+	if (fd < 0)
+		return fd;
+	v->session_fd = fd;
+	manager_fdstore_add(m, fd, v->session_name);
+	return 0;
+}
+
+int vmm_prepare_session(Vmm *v)
+{
+	Manager *m = v->manager;
+	_cleanup_close_ int luo_fd = -1;
+	int r;
+
+	/* Held only while used: the device is exclusive, and systemd may want it. */
+	luo_fd = luo_open(NULL);
+	if (luo_fd < 0)
+		return log_error_errno(luo_fd, "Cannot open /dev/liveupdate for VMM %s: %m", v->vm_id);
+	r = create_session(m, luo_fd, v);
+	if (r < 0)
+		return log_error_errno(r, "Cannot create session for VMM %s: %m", v->vm_id);
+	r = vmm_send_prepare(v->fd, m->update->id, m->config.max_fds_per_vmm);
+	if (r < 0)
+		return log_warning_errno(r, "Cannot send PREPARE to VMM %s: %m", v->vm_id);
+	vmm_set_state(v, VMM_PREPARING);
+	return 0;
+}
+
+static const char *slow_vmms(Manager *m, VmmState waiting_in, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < m->n_vmms && off + 1 < size; i++) {
+		Vmm *v = m->vmms[i];
+		int n;
+
+		if (!v->vm_id[0] || v->state != waiting_in)
+			continue;
+		n = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", v->vm_id);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off + 1 >= size && size > 4)
+		strcpy(buf + size - 4, "...");
+	return buf;
+}
+
+static int on_prepare_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Manager *m = userdata;
+	char slow[512];
+
+	manager_abort(m, CONTROL_ERROR_VMM_FAILED, -ETIMEDOUT,
+		      "VMMs did not finish preserving within %u ms: %s", m->update->prepare_timeout_ms,
+		      slow_vmms(m, VMM_PREPARING, slow, sizeof(slow)));
+	return 0;
+}
+
+static int on_freeze_timeout(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Manager *m = userdata;
+	char slow[512];
+
+	manager_abort(m, CONTROL_ERROR_VMM_FAILED, -ETIMEDOUT, "VMMs did not freeze in time: %s",
+		      slow_vmms(m, VMM_FREEZING, slow, sizeof(slow)));
+	return 0;
+}
+
+static int arm_timer(Manager *m, uint64_t ms, sd_event_time_handler_t handler)
+{
+	Update *u = m->update;
+
+	u->timer = sd_event_source_disable_unref(u->timer);
+	return sd_event_add_time_relative(m->event, &u->timer, CLOCK_MONOTONIC, ms * USEC_PER_MSEC, 0,
+					  handler, m);
+}
+
+static void disarm_timer(Manager *m)
+{
+	m->update->timer = sd_event_source_disable_unref(m->update->timer);
+}
+
+static int open_image(const char *path, const char *what, ControlError *ret_code, char **ret_message)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, negative_errno(),
+				 "Cannot open %s %s: %m", what, path);
+	return fd;
+}
+
+/* Checks and loading that fail fast, before any VMM hears of the update. */
+static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, ControlError *ret_code,
+			  char **ret_message)
+{
+	_cleanup_close_ int kfd = -1, ifd = -1;
+	_cleanup_free_ char *running = NULL;
+	int r;
+
+	kfd = open_image(p->kernel, "kernel image", ret_code, ret_message);
+	if (kfd < 0)
+		return kfd;
+	r = kexec_image_check(kfd);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "%s is not a bootable kernel image: %m", p->kernel);
+	if (p->initrd) {
+		ifd = open_image(p->initrd, "initrd", ret_code, ret_message);
+		if (ifd < 0)
+			return ifd;
+	}
+
+	if (!p->cmdline) {
+		r = cmdline_read_running(m->config.proc_cmdline, &running);
+		if (r < 0)
+			return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r,
+					 "Cannot read the running kernel's command line: %m");
+	}
+	r = cmdline_build(p->cmdline ?: running, p->append, &u->cmdline);
+	if (r == -EINVAL)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INVALID_REQUEST, r,
+				 "The command line turns liveupdate or kho off; a live update needs both on");
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INVALID_REQUEST, r,
+				 "Cannot build the command line: %m");
+
+	r = kexec_load(kfd, ifd, u->cmdline);
+	if (r == -ENOEXEC || r == -EKEYREJECTED || r == -EBADMSG)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "The kernel refused to load %s: %m", p->kernel);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KEXEC_LOAD, r,
+				 "kexec_file_load of %s failed: %m", p->kernel);
+
+	u->kernel_image = strdup(p->kernel);
+	u->initrd = p->initrd ? strdup(p->initrd) : NULL;
+	if (!u->kernel_image || (p->initrd && !u->initrd))
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, -ENOMEM, "Out of memory");
+	return 0;
+}
+
+/* Devices bound to vfio-pci whose state this kernel cannot carry: refuse rather than drop. */
+static int check_devices(Manager *m, ControlError *ret_code, char **ret_message)
+{
+	_cleanup_free_ PciDevice *devs = NULL;
+	size_t n = 0;
+	int r;
+
+	r = pci_passthrough_devices(NULL, &devs, &n);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r,
+				 "Cannot list PCI devices: %m");
+	if (n > 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EOPNOTSUPP,
+				 "%zu device(s) bound to vfio-pci (first %s): this kernel cannot preserve "
+				 "passed-through devices, the update would drop their state",
+				 n, devs[0].slot);
+	return 0;
+}
+
+int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, char **ret_message)
+{
+	_cleanup_(update_freep) Update *u = NULL;
+	_cleanup_close_ int luo_fd = -1;
+	int r;
+
+	if (m->state != UPDATE_IDLE)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EBUSY,
+				 "Update %s is already %s", m->update ? m->update->id : "?",
+				 update_state_to_string(m->state));
+
+	r = check_devices(m, ret_code, ret_message);
+	if (r < 0)
+		return r;
+
+	luo_fd = luo_open(NULL);
+	if (luo_fd < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_LUO_UNAVAILABLE, luo_fd,
+				 "Cannot open " LUO_DEVICE_PATH ": %m (a kernel with CONFIG_LIVEUPDATE, "
+				 "booted with liveupdate=on, is needed)");
+
+	r = update_new(&u);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r, "Out of memory");
+	report_phase_start(u->report, REPORT_PHASE_PREPARE, manager_now());
+	u->prepare_timeout_ms = p->timeout_ms ?: m->config.prepare_timeout_ms;
+	u->manifest->prepare_start_us = u->report->phase_start[REPORT_PHASE_PREPARE];
+
+	r = prepare_kernel(m, u, p, ret_code, ret_message);
+	if (r < 0)
+		return r;
+
+	u->session_fd = luo_create_session(luo_fd, MANIFEST_SESSION_NAME);
+	if (u->session_fd < 0) {
+		(void)kexec_unload();
+		return set_error(ret_code, ret_message, CONTROL_ERROR_LUO_UNAVAILABLE, u->session_fd,
+				 "Cannot create the session " MANIFEST_SESSION_NAME ": %m");
+	}
+	manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
+	(void)report_set_kernel(u->report, u->kernel_image, u->initrd, u->cmdline);
+	log_info("Prepared kernel %s%s%s, command line \"%s\"", u->kernel_image,
+		 u->initrd ? " with initrd " : "", u->initrd ?: "", u->cmdline);
+
+	m->update = TAKE_PTR(u);
+	(void)manager_set_state(m, UPDATE_EVENT_PREPARE);
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (!v->vm_id[0] || v->state != VMM_REGISTERED || v->fd < 0)
+			continue;
+		r = create_session(m, luo_fd, v);
+		if (r < 0) {
+			manager_abort(m, CONTROL_ERROR_LUO_UNAVAILABLE, r,
+				      "Cannot create the session for VMM %s: %m", v->vm_id);
+			return 0; /* answered through the waiter */
+		}
+		r = vmm_send_prepare(v->fd, m->update->id, m->config.max_fds_per_vmm);
+		if (r < 0) /* its hangup will follow and abort */
+			log_warning_errno(r, "Cannot send PREPARE to VMM %s: %m", v->vm_id);
+		vmm_set_state(v, VMM_PREPARING);
+	}
+
+	r = arm_timer(m, m->update->prepare_timeout_ms, on_prepare_timeout);
+	if (r < 0) {
+		manager_abort(m, CONTROL_ERROR_INTERNAL, r, "Cannot arm the prepare deadline: %m");
+		return 0;
+	}
+	manager_update_progress(m);
+	return 0;
+}
+
+/* The manifest in its memfd, and the empty commit record, both preserved in our session. */
+static int preserve_manifest(Manager *m)
+{
+	Update *u = m->update;
+	Manifest *man = u->manifest;
+	_cleanup_free_ char *json = NULL;
+	_cleanup_close_ int fd = -1;
+	size_t len;
+	int r;
+
+	snprintf(man->update_id, sizeof(man->update_id), "%s", u->id);
+	free(man->kernel_image);
+	free(man->initrd);
+	free(man->cmdline);
+	man->kernel_image = strdup(u->kernel_image);
+	man->initrd = u->initrd ? strdup(u->initrd) : NULL;
+	man->cmdline = strdup(u->cmdline);
+	if (!man->kernel_image || !man->cmdline || (u->initrd && !man->initrd))
+		return -ENOMEM;
+	man->prepare_end_us = u->report->phase_end[REPORT_PHASE_PREPARE];
+	man->commit_us = manager_now();
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (!vmm_in_update(v))
+			continue;
+		r = manifest_add_vm(man, v->vm_id, v->session_name, v->cred.uid, v->tokens, v->n_tokens);
+		if (r < 0)
+			return r;
+	}
+
+	r = manifest_to_json(man, &json, &len);
+	if (r < 0)
+		return r;
+	fd = manifest_memfd_new("liveupdated-manifest", json, len, len);
+	if (fd < 0)
+		return fd;
+	r = luo_preserve_fd(u->session_fd, fd, MANIFEST_TOKEN);
+	if (r < 0)
+		return r;
+
+	u->record_capacity = commit_record_capacity(man->n_vms);
+	u->record_fd = manifest_memfd_new("liveupdated-commit", "", 0, u->record_capacity);
+	if (u->record_fd < 0)
+		return u->record_fd;
+	return luo_preserve_fd(u->session_fd, u->record_fd, COMMIT_RECORD_TOKEN);
+}
+
+int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, char **ret_message)
+{
+	uint32_t timeout = p->freeze_timeout_ms ?: m->config.freeze_timeout_ms;
+	Update *u = m->update;
+	usec_t now;
+	int r;
+
+	if (m->state != UPDATE_PREPARED)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EBUSY,
+				 m->state == UPDATE_IDLE ? "Nothing is prepared" :
+				 m->state == UPDATE_PREPARING ? "VMMs are still preserving their files" :
+				 "The update is already past prepare");
+
+	r = preserve_manifest(m);
+	if (r < 0) {
+		manager_abort(m, CONTROL_ERROR_INTERNAL, r, "Cannot preserve the manifest: %m");
+		return 0;
+	}
+	r = handover_write(m->config.state_dir, u->manifest);
+	if (r < 0) {
+		manager_abort(m, CONTROL_ERROR_INTERNAL, r, "Cannot write %s/" HANDOVER_FILE_NAME ": %m",
+			      m->config.state_dir);
+		return 0;
+	}
+	/* Flush now, while the VMs run, so the sync inside the blackout has little left. */
+	sync();
+
+	r = arm_timer(m, timeout, on_freeze_timeout);
+	if (r < 0) {
+		manager_abort(m, CONTROL_ERROR_INTERNAL, r, "Cannot arm the freeze deadline: %m");
+		return 0;
+	}
+
+	/* The blackout starts here: FREEZE to every VMM at once, no waiting in between. */
+	now = manager_now();
+	u->freeze_requested_us = now;
+	report_phase_start(u->report, REPORT_PHASE_FREEZE, now);
+	(void)manager_set_state(m, UPDATE_EVENT_COMMIT);
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (!vmm_in_update(v))
+			continue;
+		v->freeze_requested_us = now;
+		r = vmm_send_freeze(v->fd, timeout);
+		if (r < 0)
+			log_warning_errno(r, "Cannot send FREEZE to VMM %s: %m", v->vm_id);
+		vmm_set_state(v, VMM_FREEZING);
+	}
+	manager_update_progress(m);
+	return 0;
+}
+
+static void write_commit_record(Manager *m)
+{
+	Update *u = m->update;
+	Manifest *man = u->manifest;
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ usec_t *frozen = NULL;
+	CommitRecord rec = { .freeze_requested_us = u->freeze_requested_us, .frozen_us = u->frozen_us };
+	int len;
+
+	buf = calloc(1, u->record_capacity);
+	frozen = calloc(man->n_vms ?: 1, sizeof(usec_t));
+	if (!buf || !frozen)
+		return (void)log_oom();
+	for (size_t i = 0; i < man->n_vms; i++) {
+		Vmm *v = manager_find_vmm(m, man->vms[i].vm_id);
+
+		frozen[i] = v ? v->frozen_us : 0;
+	}
+	snprintf(rec.update_id, sizeof(rec.update_id), "%s", u->id);
+	rec.vm_frozen_us = frozen;
+	rec.n_vms = man->n_vms;
+	rec.reboot_us = manager_now();
+
+	len = commit_record_to_json(&rec, buf, u->record_capacity);
+	if (len < 0 || pwrite(u->record_fd, buf, (size_t)len, 0) != len)
+		log_warning("Cannot write the commit record; the next boot's report will lack the freeze times");
+}
+
+static void reboot_now(Manager *m)
+{
+	Update *u = m->update;
+	json_object *result;
+	usec_t now;
+	int r;
+
+	write_commit_record(m);
+	now = manager_now();
+	report_phase_end(u->report, REPORT_PHASE_FREEZE, now);
+	report_phase_start(u->report, REPORT_PHASE_REBOOT, now);
+	(void)manager_set_state(m, UPDATE_EVENT_REBOOT);
+
+	result = json_object_new_object();
+	json_object_object_add(result, "update_id", json_object_new_string(u->id));
+	json_object_object_add(result, "state", json_object_new_string("rebooting"));
+	json_object_object_add(result, "freeze_us", json_object_new_uint64(u->frozen_us - u->freeze_requested_us));
+	manager_reply_waiter(m, result, 0, 0, NULL);
+
+	log_info("All %zu VMMs frozen in %llu us; jumping into the new kernel", u->manifest->n_vms,
+		 (unsigned long long)(u->frozen_us - u->freeze_requested_us));
+	r = kexec_reboot();
+	/* Still here: the kernel rolled the freeze back and refused. */
+	manager_abort(m, CONTROL_ERROR_REBOOT_FAILED, r, "The kernel refused the kexec: %m");
+}
+
+static bool all_vmms_in(Manager *m, VmmState s)
+{
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (v->vm_id[0] && v->state != VMM_REGISTERED && v->state != VMM_RELEASED && v->state != s)
+			return false;
+		/* a VMM that registered but was never asked is part of no update */
+	}
+	return true;
+}
+
+static bool any_vmm_in(Manager *m, VmmState s)
+{
+	return manager_count_vmms(m, s) > 0;
+}
+
+void manager_update_progress(Manager *m)
+{
+	Update *u = m->update;
+	json_object *result;
+	usec_t now;
+
+	switch (m->state) {
+	case UPDATE_PREPARING:
+		if (any_vmm_in(m, VMM_PREPARING) || !all_vmms_in(m, VMM_PREPARED))
+			return;
+		disarm_timer(m);
+		now = manager_now();
+		report_phase_end(u->report, REPORT_PHASE_PREPARE, now);
+		(void)manager_set_state(m, UPDATE_EVENT_ALL_PREPARED);
+		result = json_object_new_object();
+		json_object_object_add(result, "update_id", json_object_new_string(u->id));
+		json_object_object_add(result, "state", json_object_new_string("prepared"));
+		json_object_object_add(result, "cmdline", json_object_new_string(u->cmdline));
+		json_object_object_add(result, "vmms", json_object_new_int((int)manager_count_vmms(m, VMM_PREPARED)));
+		json_object_object_add(result, "duration_us",
+				       json_object_new_uint64(now - u->report->phase_start[REPORT_PHASE_PREPARE]));
+		manager_reply_waiter(m, result, 0, 0, NULL);
+		return;
+
+	case UPDATE_FREEZING:
+		if (any_vmm_in(m, VMM_FREEZING))
+			return;
+		disarm_timer(m);
+		u->frozen_us = manager_now();
+		(void)manager_set_state(m, UPDATE_EVENT_ALL_FROZEN);
+		reboot_now(m);
+		return;
+
+	case UPDATE_RESTORING:
+		if (any_vmm_in(m, VMM_AWAITING))
+			return;
+		report_phase_end(u->report, REPORT_PHASE_RESTORE, manager_now());
+		report_phase_start(u->report, REPORT_PHASE_FINISH, u->report->phase_end[REPORT_PHASE_RESTORE]);
+		(void)manager_set_state(m, UPDATE_EVENT_ALL_RESTORED);
+		_fallthrough_;
+	case UPDATE_FINISHING:
+		if (any_vmm_in(m, VMM_RESTORED))
+			return;
+		report_phase_end(u->report, REPORT_PHASE_FINISH, manager_now());
+		manager_finish_report(m, manager_count_vmms(m, VMM_RELEASED) > 0 ? REPORT_FAILED : REPORT_SUCCESS);
+		/* Our own session goes last: it carried the manifest. */
+		if (luo_finish(u->session_fd) < 0)
+			log_warning_errno(errno, "Cannot finish session " MANIFEST_SESSION_NAME ": %m");
+		manager_fdstore_remove(m, MANIFEST_SESSION_NAME);
+		(void)handover_remove(m->config.state_dir);
+		for (size_t i = m->n_vmms; i > 0; i--)
+			if (m->vmms[i - 1]->state == VMM_RELEASED)
+				vmm_remove(m->vmms[i - 1]);
+		(void)manager_set_state(m, UPDATE_EVENT_ALL_FINISHED);
+		m->update = update_free(m->update);
+		manager_notify_status(m);
+		return;
+
+	default:
+		return;
+	}
+}
+
+void manager_abort(Manager *m, ControlError code, int error, const char *fmt, ...)
+{
+	_cleanup_free_ char *message = NULL;
+	Update *u = m->update;
+	va_list ap;
+	int r;
+
+	errno = error < 0 ? -error : error;
+	va_start(ap, fmt);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
+	va_end(ap);
+
+	if (!u || !update_state_abortable(m->state)) {
+		log_error("Cannot abort in state %s: %s", update_state_to_string(m->state), message ?: "");
+		return;
+	}
+	log_error("Aborting update %s in state %s: %s", u->id, update_state_to_string(m->state),
+		  message ?: "");
+	(void)report_set_error(u->report, control_error_to_string(code), message);
+
+	/* Close every session: the kernel unpreserves; then tell each VMM to run on. */
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+		bool involved = vmm_in_update(v);
+
+		vmm_drop_session(v);
+		if (!involved)
+			continue;
+		if (v->fd >= 0 && vmm_send_thaw(v->fd, error < 0 ? error : -ECANCELED) < 0)
+			log_warning("Cannot send THAW to VMM %s", v->vm_id);
+		ReportVm *rv = report_vm(u->report, v->vm_id);
+		if (rv && rv->outcome == REPORT_VM_PENDING)
+			rv->outcome = REPORT_VM_THAWED;
+		vmm_set_state(v, VMM_REGISTERED);
+	}
+	u->session_fd = safe_close(u->session_fd);
+	u->record_fd = safe_close(u->record_fd);
+	manager_fdstore_remove(m, MANIFEST_SESSION_NAME);
+	r = kexec_unload();
+	if (r < 0)
+		log_warning_errno(r, "Cannot unload the next kernel: %m");
+	(void)handover_remove(m->config.state_dir);
+
+	manager_finish_report(m, REPORT_ABORTED);
+	(void)manager_set_state(m, code == CONTROL_ERROR_ABORTED ? UPDATE_EVENT_ABORT : UPDATE_EVENT_FAIL);
+	manager_reply_waiter(m, NULL, code, error, message);
+	m->update = update_free(m->update);
+	manager_notify_status(m);
+}
+
+void manager_vmm_lost(Manager *m, Vmm *v)
+{
+	ReportVm *rv;
+
+	switch (v->state) {
+	case VMM_PREPARING:
+	case VMM_PREPARED:
+	case VMM_FREEZING:
+	case VMM_FROZEN:
+		if (m->update && (rv = report_vm(m->update->report, v->vm_id)))
+			rv->outcome = REPORT_VM_FAILED;
+		manager_abort(m, CONTROL_ERROR_VMM_FAILED, -ECONNRESET, "VMM %s disconnected while %s",
+			      v->vm_id, vmm_state_to_string(v->state));
+		vmm_remove(v);
+		break;
+	case VMM_AWAITING:
+	case VMM_RESTORED:
+		/* Its session (and memory) stays until it comes back or is released. */
+		log_warning("VMM %s went away before resuming; keeping its session", v->vm_id);
+		break;
+	default:
+		vmm_remove(v);
+		break;
+	}
+	manager_notify_status(m);
+}
+
+void manager_finish_report(Manager *m, ReportOutcome outcome)
+{
+	Update *u = m->update;
+	json_object *event, *error = NULL;
+	char path[4096];
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+		ReportVm *rv;
+
+		if (!v->vm_id[0] || !(v->freeze_requested_us || v->state == VMM_RELEASED))
+			continue;
+		rv = report_vm(u->report, v->vm_id);
+		if (!rv)
+			continue;
+		rv->fds = (unsigned)v->n_tokens ?: rv->fds;
+		rv->freeze_requested_us = v->freeze_requested_us ?: rv->freeze_requested_us;
+		rv->frozen_us = v->frozen_us ?: rv->frozen_us;
+		if (v->state == VMM_RELEASED)
+			rv->outcome = REPORT_VM_RELEASED;
+	}
+	u->report->outcome = outcome;
+	json_object_put(m->last_report);
+	m->last_report = report_to_json(u->report);
+
+	snprintf(path, sizeof(path), "%s/last-report.json", m->config.state_dir);
+	if (json_object_to_file_ext(path, m->last_report, JSON_C_TO_STRING_PLAIN) < 0)
+		log_debug("Cannot save %s", path);
+
+	event = control_event_new("outcome");
+	json_object_object_add(event, "update_id", json_object_new_string(u->id));
+	json_object_object_add(event, "outcome", json_object_new_string(report_outcome_to_string(outcome)));
+	if (u->report->error_code) {
+		error = json_object_new_object();
+		json_object_object_add(error, "code", json_object_new_string(u->report->error_code));
+		json_object_object_add(error, "message", json_object_new_string(u->report->error_message ?: ""));
+	}
+	json_object_object_add(event, "error", error);
+	manager_emit(m, event);
+	log_info("Update %s: %s%s%s", u->id, report_outcome_to_string(outcome),
+		 u->report->error_message ? ": " : "", u->report->error_message ?: "");
+}
+
+json_object *manager_status_json(Manager *m)
+{
+	json_object *o = json_object_new_object(), *vmms = json_object_new_object(), *kernel = NULL,
+		    *devices = json_object_new_array(), *outcome = NULL;
+	_cleanup_free_ PciDevice *devs = NULL;
+	size_t n_devs = 0;
+
+	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(o, "state", json_object_new_string(update_state_to_string(m->state)));
+	json_object_object_add(o, "update_id", m->update ? json_object_new_string(m->update->id) : NULL);
+	if (m->update && m->update->kernel_image) {
+		kernel = json_object_new_object();
+		json_object_object_add(kernel, "image", json_object_new_string(m->update->kernel_image));
+		json_object_object_add(kernel, "initrd",
+				       m->update->initrd ? json_object_new_string(m->update->initrd) : NULL);
+		json_object_object_add(kernel, "cmdline", json_object_new_string(m->update->cmdline));
+	}
+	json_object_object_add(o, "kernel", kernel);
+
+	json_object_object_add(vmms, "total", json_object_new_int((int)m->n_vmms));
+	for (VmmState s = 0; s < _VMM_STATE_MAX; s++) {
+		size_t n = manager_count_vmms(m, s);
+
+		if (n > 0)
+			json_object_object_add(vmms, vmm_state_to_string(s), json_object_new_int((int)n));
+	}
+	json_object_object_add(o, "vmms", vmms);
+
+	if (m->last_report && json_object_object_get_ex(m->last_report, "outcome", &outcome))
+		outcome = json_object_get(outcome);
+	json_object_object_add(o, "last_outcome", outcome);
+
+	if (pci_passthrough_devices(NULL, &devs, &n_devs) >= 0)
+		for (size_t i = 0; i < n_devs; i++) {
+			json_object *d = json_object_new_object();
+			char id[16];
+
+			snprintf(id, sizeof(id), "%04x:%04x", devs[i].vendor_id, devs[i].device_id);
+			json_object_object_add(d, "slot", json_object_new_string(devs[i].slot));
+			json_object_object_add(d, "id", json_object_new_string(id));
+			json_object_object_add(d, "driver", json_object_new_string(devs[i].driver));
+			json_object_object_add(d, "iommu_group", json_object_new_int(devs[i].iommu_group));
+			json_object_object_add(d, "preservable", json_object_new_boolean(false));
+			json_object_array_add(devices, d);
+		}
+	json_object_object_add(o, "devices", devices);
+	return o;
+}
+
+json_object *manager_list_json(Manager *m)
+{
+	json_object *o = json_object_new_object(), *list = json_object_new_array();
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+		json_object *e;
+
+		if (!v->vm_id[0])
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "vm_id", json_object_new_string(v->vm_id));
+		json_object_object_add(e, "state", json_object_new_string(vmm_state_to_string(v->state)));
+		json_object_object_add(e, "connected", json_object_new_boolean(v->fd >= 0));
+		json_object_object_add(e, "pid", v->fd >= 0 ? json_object_new_int(v->cred.pid) : NULL);
+		json_object_object_add(e, "uid", json_object_new_int64(v->cred.uid));
+		json_object_object_add(e, "fds", json_object_new_int((int)v->n_tokens));
+		json_object_object_add(e, "session", v->session_fd >= 0 ? json_object_new_string(v->session_name) : NULL);
+		json_object_array_add(list, e);
+	}
+	json_object_object_add(o, "vmms", list);
+	return o;
+}
+
+json_object *manager_report_json(Manager *m)
+{
+	if (m->update)
+		return report_to_json(m->update->report);
+	return m->last_report ? json_object_get(m->last_report) : NULL;
+}

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The Manager owns the daemon: the sd-event loop and every event source,
+ * the VMM connections, the control API clients, and the update in flight.
+ * One thread; every handler runs to completion, so the state machine is
+ * never observed half-changed.
+ *
+ *   manager.c          lifetime, sockets, signals, sd_notify, fd store
+ *   manager-vmm.c      the VMM side of the VMM protocol
+ *   manager-control.c  the JSON API server
+ *   manager-update.c   prepare, commit, the freeze barrier, abort
+ *   manager-restore.c  after the kexec: hand sessions back, finish them
+ */
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+#include <liveupdate/vmm-protocol.h>
+
+#include "control-protocol.h"
+#include "luo-uapi.h"
+#include "macro.h"
+#include "manifest.h"
+#include "report.h"
+#include "time-util.h"
+#include "update-state.h"
+
+typedef struct Manager Manager;
+typedef struct Vmm Vmm;
+typedef struct ControlClient ControlClient;
+
+typedef struct Config {
+	char *runtime_dir;
+	char *state_dir;
+	char *modules_dir;  /* NULL: libkmod's default */
+	char *proc_cmdline; /* NULL: /proc/cmdline */
+	gid_t group;        /* may use both APIs besides root; (gid_t)-1: nobody else */
+	unsigned max_vmms;
+	unsigned max_fds_per_vmm;
+	unsigned max_clients;
+	uint32_t prepare_timeout_ms;
+	uint32_t freeze_timeout_ms;
+	uint64_t restore_timeout_s; /* 0: keep an absent VM's memory until released */
+} Config;
+
+#define CONFIG_MAX_VMMS_DEFAULT 4096
+#define CONFIG_MAX_FDS_PER_VMM_DEFAULT 64
+#define CONFIG_MAX_CLIENTS_DEFAULT 64
+#define CONFIG_PREPARE_TIMEOUT_MS_DEFAULT 60000
+#define CONFIG_FREEZE_TIMEOUT_MS_DEFAULT 5000
+#define CONTROL_OUTPUT_MAX (1024 * 1024)
+
+struct Vmm {
+	Manager *manager;
+	char vm_id[LU_VM_ID_MAX + 1]; /* empty until HELLO */
+	int fd;                       /* -1: not connected (after the kexec, until it is back) */
+	sd_event_source *io;
+	struct ucred cred;
+	VmmState state;
+
+	int session_fd; /* our copy; -1 when none */
+	char session_name[LUO_SESSION_NAME_SIZE];
+	uint64_t *tokens;
+	size_t n_tokens;
+	bool session_handed_out; /* the VMM holds a copy of the session fd */
+
+	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;
+};
+
+typedef struct Update {
+	char id[LU_UPDATE_ID_MAX + 1];
+	char tag[9]; /* short random part, used in session names */
+	char *kernel_image, *initrd, *cmdline;
+	uint32_t prepare_timeout_ms;
+
+	int session_fd; /* the daemon's own session, MANIFEST_SESSION_NAME */
+	int record_fd;  /* the commit record, preserved at commit */
+	size_t record_capacity;
+	Manifest *manifest; /* modules gathered during prepare; after the kexec, what was read */
+
+	Report *report;
+	sd_event_source *timer; /* the deadline of the current phase */
+	usec_t freeze_requested_us, frozen_us;
+} Update;
+
+struct Manager {
+	sd_event *event;
+	Config config;
+
+	UpdateState state;
+	Update *update; /* NULL when idle */
+	json_object *last_report;
+
+	Vmm **vmms;
+	size_t n_vmms;
+
+	int vmm_listen_fd, control_listen_fd;
+	sd_event_source *vmm_listen_source, *control_listen_source;
+
+	ControlClient *clients;
+	size_t n_clients;
+
+	/* The control request waiting for prepare or commit to complete. */
+	ControlClient *waiter;
+	json_object *waiter_id;
+	bool waiter_progress;
+
+	bool under_systemd; /* NOTIFY_SOCKET set: the fd store keeps our sessions */
+};
+
+/* manager.c */
+int manager_new(const Config *config, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_FREEP(Manager, manager_free)
+int manager_start(Manager *m);
+int manager_run(Manager *m);
+void manager_notify_status(Manager *m);
+/* Keep fd in systemd's fd store under name (no-op outside systemd), or forget it. */
+void manager_fdstore_add(Manager *m, int fd, const char *name);
+void manager_fdstore_remove(Manager *m, const char *name);
+usec_t manager_now(void); /* CLOCK_REALTIME µs, the report's clock */
+
+/* manager-vmm.c */
+int manager_vmm_accept(Manager *m, int listen_fd);
+Vmm *manager_find_vmm(Manager *m, const char *vm_id);
+/* Add a VMM known from the manifest that has not reconnected yet. */
+int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, Vmm **ret);
+void vmm_remove(Vmm *v);
+void vmm_set_state(Vmm *v, VmmState s);
+/* Close our session copy (which cancels it before the kexec, finishes it after). */
+void vmm_drop_session(Vmm *v);
+/* Create the VMM's session for the update in flight and send it PREPARE. */
+int vmm_prepare_session(Vmm *v);
+size_t manager_count_vmms(Manager *m, VmmState s);
+
+/* manager-control.c */
+int manager_control_accept(Manager *m, int listen_fd);
+void manager_control_free_all(Manager *m);
+/* Events go to subscribers and to a waiter that asked for progress. */
+void manager_emit(Manager *m, json_object *event);
+void manager_emit_state(Manager *m);
+void manager_emit_vmm(Manager *m, Vmm *v);
+/* Answer the waiting prepare/commit request. */
+void manager_reply_waiter(Manager *m, json_object *result, ControlError code, int error,
+			  const char *message);
+void manager_forget_client(Manager *m, ControlClient *c);
+
+/* manager-update.c */
+int manager_set_state(Manager *m, UpdateEvent event);
+int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, char **ret_message);
+int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, char **ret_message);
+/* Roll back everything before the kexec; VMMs are thawed and sessions closed. */
+void manager_abort(Manager *m, ControlError code, int error, const char *fmt, ...) _printf_(4, 5);
+/* Re-evaluate the update after any VMM changed state. */
+void manager_update_progress(Manager *m);
+/* A VMM's connection went away: what that means depends on the phase. */
+void manager_vmm_lost(Manager *m, Vmm *v);
+Update *update_free(Update *u);
+json_object *manager_status_json(Manager *m);
+json_object *manager_list_json(Manager *m);
+/* The report of the update in flight, else the last one, else NULL. */
+json_object *manager_report_json(Manager *m);
+void manager_finish_report(Manager *m, ReportOutcome outcome);
+
+/* manager-restore.c */
+/* At start: pick up an update the previous kernel handed over, if any. */
+int manager_restore_incoming(Manager *m);
+/* A VMM with a pending restore said HELLO. */
+int manager_restore_vmm(Manager *m, Vmm *v);
+/* A restored VMM runs again: finish its session. */
+int manager_vmm_resumed(Manager *m, Vmm *v);
+int manager_release_vmm(Manager *m, const char *vm_id, ControlError *ret_code, char **ret_message);

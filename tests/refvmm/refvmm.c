@@ -1,0 +1,651 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * liveupdate-refvmm: the reference VMM. It does what a real VMM does with
+ * libliveupdate-vmm and nothing else: its guest RAM is memfds that a writer
+ * thread keeps changing while the "VM" runs, it preserves them at PREPARE,
+ * stops the writer and records where it stopped at FREEZE, and after the
+ * kexec a new process retrieves the files and checks every byte against
+ * the model before it lets the writer go on. Every step is one JSON line on
+ * stdout so tests and the QEMU demo can follow it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liveupdate/vmm.h>
+
+#include "guest-ram.h"
+#include "vmstate.h"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_CORRUPT = 3,
+	EXIT_HANGUP = 4,
+	RUN_ON = -1, /* handlers: keep the VM running */
+};
+
+enum mode { MODE_SEND, MODE_SELF };
+
+enum fault {
+	FAULT_NONE,
+	FAULT_EXIT_AT_PREPARE,
+	FAULT_HANG_AT_PREPARE,
+	FAULT_EXIT_AT_FREEZE,
+	FAULT_IGNORE_FREEZE,
+	FAULT_EXIT_AFTER_RESTORE,
+};
+
+static const char *const fault_names[] = {
+	[FAULT_NONE] = "none",
+	[FAULT_EXIT_AT_PREPARE] = "exit-at-prepare",
+	[FAULT_HANG_AT_PREPARE] = "hang-at-prepare",
+	[FAULT_EXIT_AT_FREEZE] = "exit-at-freeze",
+	[FAULT_IGNORE_FREEZE] = "ignore-freeze",
+	[FAULT_EXIT_AFTER_RESTORE] = "exit-after-restore",
+};
+
+struct refvmm {
+	const char *vm_id;
+	const char *socket;
+	uint64_t mem_mib;
+	uint64_t ram_fds;
+	uint64_t seed;
+	enum mode mode;
+	enum fault fault;
+
+	struct lu_vmm *vmm;
+	struct guest_ram ram;
+	int vmstate_fd;
+};
+
+static int signal_pipe[2] = { -1, -1 };
+
+static uint64_t now_us(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static json_object *event_new(const char *name)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "event", json_object_new_string(name));
+	return o;
+}
+
+static void add_u64(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+static void add_hex(json_object *o, const char *key, uint64_t v)
+{
+	char buf[17];
+
+	snprintf(buf, sizeof(buf), "%016" PRIx64, v);
+	json_object_object_add(o, key, json_object_new_string(buf));
+}
+
+/* One line per event, flushed at once: a test may kill us right after. */
+static void emit(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	fflush(stdout);
+	json_object_put(o);
+}
+
+static void emit_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit_error(const char *fmt, ...)
+{
+	json_object *o = event_new("error");
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "liveupdate-refvmm: %s\n", msg);
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	emit(o);
+}
+
+static void emit_fault(enum fault f)
+{
+	json_object *o = event_new("fault");
+
+	json_object_object_add(o, "fault", json_object_new_string(fault_names[f]));
+	emit(o);
+}
+
+static uint64_t ram_bytes(const struct refvmm *r)
+{
+	return (uint64_t)r->ram.n_files * r->ram.bytes_per_file;
+}
+
+static int preserve(struct refvmm *r, int fd, uint64_t token)
+{
+	if (r->mode == MODE_SELF)
+		return lu_vmm_session_preserve_fd(r->vmm, fd, token);
+	return lu_vmm_preserve_fd(r->vmm, fd, token);
+}
+
+/*
+ * A failed preparation leaves the VM running and PREPARE unanswered: the
+ * daemon's deadline aborts the update and THAWs us, as with a real VMM.
+ */
+static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
+{
+	size_t n_fds = r->ram.n_files + 1;
+	json_object *o;
+	int k;
+
+	if (r->fault == FAULT_EXIT_AT_PREPARE) {
+		emit_fault(r->fault);
+		return EXIT_ERROR;
+	}
+	if (r->fault == FAULT_HANG_AT_PREPARE) {
+		emit_fault(r->fault);
+		return RUN_ON;
+	}
+	if (ev->max_fds < n_fds) {
+		emit_error("the daemon allows %u fds, this VM needs %zu", ev->max_fds, n_fds);
+		return RUN_ON;
+	}
+
+	for (size_t i = 0; i < r->ram.n_files; i++) {
+		k = preserve(r, r->ram.files[i].fd, i + 1);
+		if (k < 0) {
+			emit_error("preserving guest-ram-%zu: %s", i, strerror(-k));
+			return RUN_ON;
+		}
+	}
+	k = preserve(r, r->vmstate_fd, VMSTATE_TOKEN);
+	if (k < 0) {
+		emit_error("preserving vmstate: %s", strerror(-k));
+		return RUN_ON;
+	}
+	k = lu_vmm_prepare_done(r->vmm);
+	if (k < 0) {
+		emit_error("prepare done: %s", strerror(-k));
+		return RUN_ON;
+	}
+
+	o = event_new("prepared");
+	json_object_object_add(o, "update_id", json_object_new_string(ev->update_id));
+	add_u64(o, "fds", n_fds);
+	emit(o);
+	return RUN_ON;
+}
+
+static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
+{
+	uint64_t start = now_us(CLOCK_MONOTONIC), checksum, frozen_at;
+	json_object *o;
+	int k;
+
+	if (r->fault == FAULT_EXIT_AT_FREEZE) {
+		emit_fault(r->fault);
+		return EXIT_ERROR;
+	}
+	if (r->fault == FAULT_IGNORE_FREEZE) {
+		emit_fault(r->fault);
+		return RUN_ON;
+	}
+
+	guest_ram_pause(&r->ram);
+	frozen_at = now_us(CLOCK_REALTIME);
+	checksum = guest_ram_checksum(&r->ram);
+	k = vmstate_write(r->vmstate_fd, &r->ram, checksum, frozen_at);
+	if (k < 0) {
+		emit_error("writing vmstate: %s", strerror(-k));
+		return RUN_ON;
+	}
+	k = lu_vmm_frozen(r->vmm);
+	if (k < 0) {
+		emit_error("frozen: %s", strerror(-k));
+		return RUN_ON;
+	}
+
+	o = event_new("frozen");
+	add_hex(o, "checksum", checksum);
+	add_u64(o, "bytes", ram_bytes(r));
+	add_u64(o, "freeze_us", now_us(CLOCK_MONOTONIC) - start);
+	add_u64(o, "timeout_ms", ev->timeout_ms);
+	emit(o);
+	return RUN_ON;
+}
+
+/* Stopped or not, nothing but the writer may have touched the RAM. */
+static int on_thaw(struct refvmm *r, const struct lu_vmm_event *ev)
+{
+	char err[256] = "";
+	uint64_t bad;
+	json_object *o;
+
+	guest_ram_pause(&r->ram);
+	bad = guest_ram_verify(&r->ram, err, sizeof(err));
+	if (bad) {
+		emit_error("after thaw, %" PRIu64 " words differ; first: %s", bad, err);
+		return EXIT_CORRUPT;
+	}
+	guest_ram_resume(&r->ram);
+
+	o = event_new("thawed");
+	add_u64(o, "verified_bytes", ram_bytes(r));
+	json_object_object_add(o, "error", json_object_new_int(ev->error));
+	emit(o);
+	return RUN_ON;
+}
+
+static bool token_listed(const struct lu_vmm_event *ev, uint64_t token)
+{
+	for (uint32_t i = 0; i < ev->n_tokens; i++)
+		if (ev->tokens[i] == token)
+			return true;
+	return false;
+}
+
+/* Retrieve vmstate and RAM as the frozen process left them. */
+static int restore_files(struct refvmm *r, const struct lu_vmm_event *ev, struct vmstate *st)
+{
+	int fd, k;
+
+	if (!token_listed(ev, VMSTATE_TOKEN)) {
+		emit_error("RESTORE lists no vmstate (token %#x)", VMSTATE_TOKEN);
+		return EXIT_CORRUPT;
+	}
+	fd = lu_vmm_restored_fd(r->vmm, VMSTATE_TOKEN);
+	if (fd < 0) {
+		emit_error("retrieving vmstate: %s", strerror(-fd));
+		return EXIT_CORRUPT;
+	}
+	r->vmstate_fd = fd;
+	k = vmstate_read(fd, st);
+	if (k < 0) {
+		emit_error("vmstate unreadable: %s", strerror(-k));
+		return EXIT_CORRUPT;
+	}
+
+	k = guest_ram_init(&r->ram, st->seed, st->n_files, st->bytes_per_file);
+	if (k < 0) {
+		emit_error("vmstate geometry: %s", strerror(-k));
+		return EXIT_CORRUPT;
+	}
+	for (size_t i = 0; i < r->ram.n_files; i++) {
+		fd = lu_vmm_restored_fd(r->vmm, i + 1);
+		if (fd < 0) {
+			emit_error("retrieving guest-ram-%zu: %s", i, strerror(-fd));
+			return EXIT_CORRUPT;
+		}
+		k = guest_ram_adopt_file(&r->ram, i, fd, st->files[i].pass, st->files[i].pos);
+		if (k < 0) {
+			close(fd);
+			emit_error("guest-ram-%zu: %s", i,
+				   k == -EBADMSG ? "wrong size" : strerror(-k));
+			return EXIT_CORRUPT;
+		}
+	}
+	return RUN_ON;
+}
+
+static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
+{
+	struct vmstate st;
+	char err[256] = "";
+	uint64_t bad, checksum;
+	json_object *o;
+	int k;
+
+	if (r->ram.n_files) {
+		emit_error("RESTORE for a VM that already runs; ignored");
+		return RUN_ON;
+	}
+	k = restore_files(r, ev, &st);
+	if (k != RUN_ON)
+		return k;
+	if (r->fault == FAULT_EXIT_AFTER_RESTORE) {
+		emit_fault(r->fault);
+		return EXIT_ERROR;
+	}
+
+	bad = guest_ram_verify(&r->ram, err, sizeof(err));
+	checksum = guest_ram_checksum(&r->ram);
+	o = event_new("restored");
+	json_object_object_add(o, "update_id", json_object_new_string(ev->update_id));
+	add_u64(o, "verified_bytes", bad ? 0 : ram_bytes(r));
+	json_object_object_add(o, "checksum_ok", json_object_new_boolean(checksum == st.checksum));
+	add_hex(o, "checksum", checksum);
+	add_u64(o, "frozen_realtime_us", st.frozen_realtime_us);
+	emit(o);
+	if (bad) {
+		emit_error("%" PRIu64 " words differ from the model; first: %s", bad, err);
+		return EXIT_CORRUPT;
+	}
+	if (checksum != st.checksum) {
+		emit_error("checksum %016" PRIx64 ", recorded at freeze %016" PRIx64, checksum,
+			   st.checksum);
+		return EXIT_CORRUPT;
+	}
+
+	/* the writer goes on from where the old process stopped it */
+	k = guest_ram_start(&r->ram);
+	if (k < 0) {
+		emit_error("starting the writer: %s", strerror(-k));
+		return EXIT_ERROR;
+	}
+	k = lu_vmm_resumed(r->vmm);
+	if (k < 0) {
+		emit_error("resumed: %s", strerror(-k));
+		return RUN_ON;
+	}
+	emit(event_new("resumed"));
+	return RUN_ON;
+}
+
+static int handle_event(struct refvmm *r, const struct lu_vmm_event *ev)
+{
+	switch (ev->type) {
+	case LU_VMM_EVENT_PREPARE:
+		return on_prepare(r, ev);
+	case LU_VMM_EVENT_FREEZE:
+		return on_freeze(r, ev);
+	case LU_VMM_EVENT_THAW:
+		return on_thaw(r, ev);
+	case LU_VMM_EVENT_RESTORE:
+		return on_restore(r, ev);
+	case LU_VMM_EVENT_HANGUP:
+		emit(event_new("hangup"));
+		return EXIT_HANGUP;
+	default:
+		return RUN_ON;
+	}
+}
+
+/* Everything the library has, including what it queued while waiting for replies. */
+static int dispatch(struct refvmm *r)
+{
+	struct lu_vmm_event ev;
+	int k, code;
+
+	for (;;) {
+		k = lu_vmm_next_event(r->vmm, &ev);
+		if (k == 0)
+			return RUN_ON;
+		if (k == -EBADMSG) {
+			emit_error("the daemon sent a malformed message");
+			continue;
+		}
+		if (k < 0) {
+			emit_error("reading from the daemon: %s", strerror(-k));
+			return EXIT_ERROR;
+		}
+		code = handle_event(r, &ev);
+		if (code != RUN_ON)
+			return code;
+	}
+}
+
+/* A fresh VM: RAM and vmstate exist before anyone asks to preserve them. */
+static int boot(struct refvmm *r)
+{
+	json_object *o;
+	int k;
+
+	k = guest_ram_init(&r->ram, r->seed, r->ram_fds, r->mem_mib << 20);
+	for (size_t i = 0; k >= 0 && i < r->ram.n_files; i++)
+		k = guest_ram_create_file(&r->ram, i);
+	if (k >= 0) {
+		k = vmstate_create();
+		r->vmstate_fd = k;
+	}
+	if (k >= 0)
+		k = guest_ram_start(&r->ram);
+	if (k < 0) {
+		emit_error("creating guest RAM: %s", strerror(-k));
+		return EXIT_ERROR;
+	}
+	o = event_new("running");
+	add_u64(o, "bytes", ram_bytes(r));
+	add_u64(o, "ram_fds", r->ram.n_files);
+	emit(o);
+	return RUN_ON;
+}
+
+static int run(struct refvmm *r)
+{
+	struct lu_vmm_event first;
+	struct pollfd p[2];
+	json_object *o;
+	int k, code;
+
+	k = lu_vmm_connect(r->socket, r->vm_id, &r->vmm);
+	if (k < 0) {
+		emit_error("connecting to liveupdated: %s", strerror(-k));
+		return EXIT_ERROR;
+	}
+	/* the library holds back connect until an announced RESTORE is here */
+	k = lu_vmm_next_event(r->vmm, &first);
+	if (k < 0) {
+		emit_error("reading from the daemon: %s", strerror(-k));
+		return EXIT_ERROR;
+	}
+
+	o = event_new("registered");
+	json_object_object_add(o, "vm_id", json_object_new_string(r->vm_id));
+	json_object_object_add(o, "restore",
+			       json_object_new_boolean(first.type == LU_VMM_EVENT_RESTORE));
+	emit(o);
+
+	if (first.type != LU_VMM_EVENT_RESTORE) {
+		code = boot(r);
+		if (code != RUN_ON)
+			return code;
+	}
+	code = handle_event(r, &first);
+	if (code == RUN_ON)
+		code = dispatch(r);
+
+	while (code == RUN_ON) {
+		p[0] = (struct pollfd){ .fd = lu_vmm_get_fd(r->vmm), .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			emit_error("poll: %m");
+			return EXIT_ERROR;
+		}
+		if (p[1].revents) {
+			unsigned char sig = 0;
+
+			if (read(signal_pipe[0], &sig, 1) == 1) {
+				o = event_new("exit");
+				json_object_object_add(o, "signal",
+						       json_object_new_string(sigabbrev_np(sig)));
+				emit(o);
+			}
+			return EXIT_OK;
+		}
+		if (p[0].revents)
+			code = dispatch(r);
+	}
+	return code;
+}
+
+static void on_signal(int sig)
+{
+	unsigned char c = (unsigned char)sig;
+	int saved = errno;
+
+	(void)!write(signal_pipe[1], &c, 1);
+	errno = saved;
+}
+
+static int setup_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
+
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void help(void)
+{
+	printf("Usage: liveupdate-refvmm --vm-id ID [OPTIONS]\n\n"
+	       "The reference VMM for liveupdated: guest RAM in memfds, kept busy by a\n"
+	       "writer thread, preserved across a kernel live update and checked byte for\n"
+	       "byte afterwards. One JSON object per line on stdout for every event.\n\n"
+	       "  --vm-id ID        the VM's id (mandatory; the same after the kexec)\n"
+	       "  --socket PATH     liveupdated's VMM socket (default: $LIVEUPDATED_VMM_SOCKET\n"
+	       "                    or /run/liveupdated/vmm.sock)\n"
+	       "  --mem-mib N       guest RAM per memfd in MiB (default 16)\n"
+	       "  --ram-fds N       number of RAM memfds, 1..%d (default 1)\n"
+	       "  --mode send|self  send: the daemon preserves the fds (default);\n"
+	       "                    self: preserve into the LUO session directly\n"
+	       "  --seed N          seed of the RAM contents (default 1)\n"
+	       "  --fault NAME      misbehave for tests: exit-at-prepare, hang-at-prepare,\n"
+	       "                    exit-at-freeze, ignore-freeze, exit-after-restore\n"
+	       "  -h, --help        this text\n\n"
+	       "After a kexec, start it again with the same --vm-id: RAM size, count and\n"
+	       "seed then come from the preserved vmstate, not from the options.\n\n"
+	       "Exit status:\n"
+	       "  0  stopped by SIGTERM or SIGINT\n"
+	       "  1  error (connecting, system calls), or an injected exit-at-* fault\n"
+	       "  2  invalid options\n"
+	       "  3  guest memory lost or corrupted (restore or thaw verification failed)\n"
+	       "  4  the daemon closed the connection\n",
+	       VMSTATE_FILES_MAX);
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || *s == '-' || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct refvmm *r)
+{
+	enum { ARG_VM_ID = 0x100, ARG_SOCKET, ARG_MEM, ARG_FDS, ARG_MODE, ARG_SEED, ARG_FAULT };
+	static const struct option options[] = {
+		{ "vm-id", required_argument, NULL, ARG_VM_ID },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "mem-mib", required_argument, NULL, ARG_MEM },
+		{ "ram-fds", required_argument, NULL, ARG_FDS },
+		{ "mode", required_argument, NULL, ARG_MODE },
+		{ "seed", required_argument, NULL, ARG_SEED },
+		{ "fault", required_argument, NULL, ARG_FAULT },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case ARG_VM_ID:
+			r->vm_id = optarg;
+			break;
+		case ARG_SOCKET:
+			r->socket = optarg;
+			break;
+		case ARG_MEM:
+			if (parse_u64(optarg, 1, 1 << 20, &r->mem_mib) < 0)
+				goto bad;
+			break;
+		case ARG_FDS:
+			if (parse_u64(optarg, 1, VMSTATE_FILES_MAX, &r->ram_fds) < 0)
+				goto bad;
+			break;
+		case ARG_MODE:
+			if (!strcmp(optarg, "send"))
+				r->mode = MODE_SEND;
+			else if (!strcmp(optarg, "self"))
+				r->mode = MODE_SELF;
+			else
+				goto bad;
+			break;
+		case ARG_SEED:
+			if (parse_u64(optarg, 0, UINT64_MAX, &r->seed) < 0)
+				goto bad;
+			break;
+		case ARG_FAULT:
+			r->fault = FAULT_NONE;
+			for (size_t i = 1; i < sizeof(fault_names) / sizeof(fault_names[0]); i++)
+				if (!strcmp(optarg, fault_names[i]))
+					r->fault = (enum fault)i;
+			if (r->fault == FAULT_NONE)
+				goto bad;
+			break;
+		case 'h':
+			help();
+			exit(EXIT_OK);
+		default:
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "liveupdate-refvmm: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!r->vm_id) {
+		fprintf(stderr, "liveupdate-refvmm: --vm-id is mandatory\n");
+		return -EINVAL;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "liveupdate-refvmm: invalid value '%s' for --%s\n", optarg,
+		options[c - ARG_VM_ID].name);
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct refvmm r = {
+		.mem_mib = 16,
+		.ram_fds = 1,
+		.seed = 1,
+		.mode = MODE_SEND,
+		.vmstate_fd = -1,
+	};
+	int code;
+
+	if (parse_args(argc, argv, &r) < 0)
+		return EXIT_USAGE;
+	if (setup_signals() < 0) {
+		fprintf(stderr, "liveupdate-refvmm: signals: %m\n");
+		return EXIT_ERROR;
+	}
+
+	code = run(&r);
+
+	guest_ram_done(&r.ram);
+	if (r.vmstate_fd >= 0)
+		close(r.vmstate_fd);
+	lu_vmm_free(r.vmm);
+	return code;
+}
