@@ -366,6 +366,14 @@ static bool handle_request(ControlClient *c, const ControlRequest *req)
 	case CONTROL_METHOD_ABORT: {
 		const char *id;
 
+		if (m->state == UPDATE_IDLE && m->n_held > 0) {
+			result = json_object_new_object();
+			json_object_object_add(result, "update_id", NULL);
+			json_object_object_add(result, "state", json_object_new_string("idle"));
+			json_object_object_add(result, "released_sessions",
+					       json_object_new_int((int)manager_release_held(m)));
+			break;
+		}
 		if (!m->update || !update_state_abortable(m->state))
 			return client_error(c, req->id, CONTROL_ERROR_BAD_STATE, -EBUSY,
 					    m->state == UPDATE_IDLE ? "Nothing to abort" :

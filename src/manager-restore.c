@@ -192,10 +192,9 @@ int manager_restore_incoming(Manager *m)
 		log_error_errno(r, "The incoming manifest is unreadable%s: %m; leaving every session "
 				"untouched", r == -EPROTONOSUPPORT ? " (unknown version)" : "");
 		manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
-		m->update = NULL;
-		/* keep the fd open for the daemon's lifetime: intentionally leaked into the fd store */
-		u->session_fd = -1;
-		update_free(u);
+		if (manager_hold_fd(m, u->session_fd, MANIFEST_SESSION_NAME) >= 0)
+			u->session_fd = -1;
+		m->update = update_free(u);
 		return r;
 	}
 	snprintf(u->id, sizeof(u->id), "%s", u->manifest->update_id);

@@ -302,6 +302,11 @@ int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, 
 				 "Update %s is already %s", m->update ? m->update->id : "?",
 				 update_state_to_string(m->state));
 
+	if (m->n_held > 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EBUSY,
+				 "%zu session(s) of an interrupted update are held from the fd store; "
+				 "abort releases them", m->n_held);
+
 	r = check_devices(m, ret_code, ret_message);
 	if (r < 0)
 		return r;
@@ -766,6 +771,13 @@ json_object *manager_status_json(Manager *m)
 			json_object_array_add(devices, d);
 		}
 	json_object_object_add(o, "devices", devices);
+	if (m->n_held > 0) {
+		json_object *held = json_object_new_array();
+
+		for (size_t i = 0; i < m->n_held; i++)
+			json_object_array_add(held, json_object_new_string(m->held_names[i]));
+		json_object_object_add(o, "held_sessions", held);
+	}
 	return o;
 }
 

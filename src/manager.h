@@ -111,6 +111,14 @@ struct Manager {
 	bool waiter_progress;
 
 	bool under_systemd; /* NOTIFY_SOCKET set: the fd store keeps our sessions */
+
+	/*
+	 * Session fds a previous instance left in the fd store. Held open so
+	 * the restart cancels nothing; an operator's abort releases them.
+	 */
+	int *held_fds;
+	char **held_names;
+	size_t n_held;
 };
 
 /* manager.c */
@@ -124,6 +132,10 @@ void manager_notify_status(Manager *m);
 void manager_fdstore_add(Manager *m, int fd, const char *name);
 void manager_fdstore_remove(Manager *m, const char *name);
 usec_t manager_now(void); /* CLOCK_REALTIME µs, the report's clock */
+/* Keep fd open (and in the fd store) until an operator's abort; takes fd over. */
+int manager_hold_fd(Manager *m, int fd, const char *name);
+/* Close what the fd store handed back from a previous instance; returns how many. */
+size_t manager_release_held(Manager *m);
 
 /* manager-vmm.c */
 int manager_vmm_accept(Manager *m, int listen_fd);

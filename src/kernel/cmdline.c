@@ -89,23 +89,29 @@ static int append_word(char *buf, size_t *off, const char *w, size_t len)
 
 int cmdline_build(const char *base, const char *append, char **ret)
 {
-	char buf[CMDLINE_MAX] = "";
+	/* Words after a lone "--" are init's arguments: ours must go before it. */
+	char kernel[CMDLINE_MAX] = "", init[CMDLINE_MAX] = "";
 	const char *parts[] = { base, append };
-	size_t off = 0;
+	size_t koff = 0, ioff = 0;
 	int r;
 
 	for (size_t p = 0; p < ARRAY_SIZE(parts); p++) {
 		size_t pos = 0, start, len;
+		bool to_init = false;
 
 		if (!parts[p])
 			continue;
 		while (next_word(parts[p], &pos, &start, &len)) {
 			const char *w = parts[p] + start;
 
-			/* only the boot loader means these; the kexec'd kernel gets its initrd by fd */
-			if (word_has_key(w, len, "BOOT_IMAGE=") || word_has_key(w, len, "initrd="))
+			if (!to_init && len == 2 && strncmp(w, "--", 2) == 0) {
+				to_init = true;
 				continue;
-			r = append_word(buf, &off, w, len);
+			}
+			/* only the boot loader means these; the kexec'd kernel gets its initrd by fd */
+			if (!to_init && (word_has_key(w, len, "BOOT_IMAGE=") || word_has_key(w, len, "initrd=")))
+				continue;
+			r = to_init ? append_word(init, &ioff, w, len) : append_word(kernel, &koff, w, len);
 			if (r < 0)
 				return r;
 		}
@@ -115,17 +121,26 @@ int cmdline_build(const char *base, const char *append, char **ret)
 	for (size_t i = 0; i < ARRAY_SIZE(needed); i++) {
 		char word[32];
 
-		r = check_switch(buf, needed[i]);
+		r = check_switch(kernel, needed[i]);
 		if (r < 0)
 			return r;
 		if (r > 0)
 			continue;
 		snprintf(word, sizeof(word), "%s=on", needed[i]);
-		r = append_word(buf, &off, word, strlen(word));
+		r = append_word(kernel, &koff, word, strlen(word));
 		if (r < 0)
 			return r;
 	}
 
-	*ret = strdup(buf);
+	if (ioff > 0) {
+		r = append_word(kernel, &koff, "--", 2);
+		if (r < 0)
+			return r;
+		r = append_word(kernel, &koff, init, ioff);
+		if (r < 0)
+			return r;
+	}
+
+	*ret = strdup(kernel);
 	return *ret ? 0 : -ENOMEM;
 }

@@ -634,9 +634,12 @@ int lu_vmm_resumed(struct lu_vmm *vmm)
 }
 
 static const char *const event_names[] = {
-	[LU_VMM_EVENT_NONE] = "none",	  [LU_VMM_EVENT_PREPARE] = "prepare",
-	[LU_VMM_EVENT_FREEZE] = "freeze", [LU_VMM_EVENT_THAW] = "thaw",
-	[LU_VMM_EVENT_RESTORE] = "restore", [LU_VMM_EVENT_HANGUP] = "hangup",
+	[LU_VMM_EVENT_NONE] = "none",
+	[LU_VMM_EVENT_PREPARE] = "prepare",
+	[LU_VMM_EVENT_FREEZE] = "freeze",
+	[LU_VMM_EVENT_THAW] = "thaw",
+	[LU_VMM_EVENT_RESTORE] = "restore",
+	[LU_VMM_EVENT_HANGUP] = "hangup",
 };
 
 /**

@@ -36,7 +36,7 @@ struct guest_ram {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	atomic_bool pause; /* what main wants; the writer checks it per chunk */
-	bool parked;       /* what the writer does, under lock */
+	bool parked; /* what the writer does, under lock */
 	bool quit;
 };
 

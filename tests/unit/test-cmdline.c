@@ -27,6 +27,9 @@ static void test_build(void **state)
 	expect("  a   b\t", "c", "a b c liveupdate=on kho=on");
 	/* quotes group words, as the kernel parses them */
 	expect("dyndbg=\"file x.c +p\" kho=1", NULL, "dyndbg=\"file x.c +p\" kho=1 liveupdate=on");
+	/* after "--" come init's arguments: ours go before them */
+	expect("root=/dev/vda -- --init-arg liveupdate=off", "quiet",
+	       "root=/dev/vda quiet liveupdate=on kho=on -- --init-arg liveupdate=off");
 	/* a key that only starts like ours is someone else's */
 	expect("khoo=off liveupdatex=0", NULL, "khoo=off liveupdatex=0 liveupdate=on kho=on");
 }

@@ -1,0 +1,3 @@
+import harness
+if __name__ == "__main__":
+    harness.main()
