@@ -154,12 +154,30 @@ static void print_kernel(json_object *kernel, const char *indent)
 
 void output_status(json_object *r)
 {
+	json_object *report, *held;
+
 	printf("State:        %s\n", or_dash(str(r, "state")));
 	printf("Update:       %s\n", or_dash(str(r, "update_id")));
 	print_kernel(member(r, "kernel"), "");
 	printf("VMMs:         ");
 	print_vmm_counts(member(r, "vmms"));
 	printf("Last outcome: %s\n", or_dash(str(r, "last_outcome")));
+	report = member(r, "report");
+	if (str(report, "update_id")) {
+		int64_t blackout;
+		char b[32];
+
+		printf("Report:       %s, %s", str(report, "update_id"), or_dash(str(report, "outcome")));
+		if (int_member(report, "blackout_us", &blackout) && blackout >= 0) {
+			snprintf(b, sizeof(b), "%.3f ms", (double)blackout / 1000.0);
+			printf(", blackout %s", b);
+		}
+		printf(" (liveupdatectl report)\n");
+	}
+	held = member(r, "held_sessions");
+	if (json_object_is_type(held, json_type_array) && json_object_array_length(held) > 0)
+		printf("Held:         %zu session(s) of an interrupted update (abort releases them)\n",
+		       json_object_array_length(held));
 	if (str(r, "version"))
 		printf("Version:      %s\n", str(r, "version"));
 }

@@ -771,6 +771,8 @@ json_object *manager_status_json(Manager *m)
 			json_object_array_add(devices, d);
 		}
 	json_object_object_add(o, "devices", devices);
+	/* the update in flight, else the last one */
+	json_object_object_add(o, "report", manager_report_json(m));
 	if (m->n_held > 0) {
 		json_object *held = json_object_new_array();
 

@@ -67,16 +67,6 @@ static const char *const control_method_table[_CONTROL_METHOD_MAX] = {
 	[CONTROL_METHOD_RELEASE] = "release", [CONTROL_METHOD_SUBSCRIBE] = "subscribe",
 };
 
-static int table_lookup(const char *const *table, size_t n, const char *s)
-{
-	if (!s)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (table[i] && strcmp(table[i], s) == 0)
-			return (int)i;
-	return -EINVAL;
-}
-
 const char *control_error_to_string(ControlError e)
 {
 	if (e < 0 || e >= _CONTROL_ERROR_MAX)
@@ -86,7 +76,7 @@ const char *control_error_to_string(ControlError e)
 
 ControlError control_error_from_string(const char *s)
 {
-	return table_lookup(control_error_table, ARRAY_SIZE(control_error_table), s);
+	return string_table_lookup(control_error_table, ARRAY_SIZE(control_error_table), s);
 }
 
 const char *control_method_to_string(ControlMethod m)
@@ -98,7 +88,7 @@ const char *control_method_to_string(ControlMethod m)
 
 ControlMethod control_method_from_string(const char *s)
 {
-	return table_lookup(control_method_table, ARRAY_SIZE(control_method_table), s);
+	return string_table_lookup(control_method_table, ARRAY_SIZE(control_method_table), s);
 }
 
 /* Sets *ret_message; returns -EINVAL, or -ENOMEM when even that failed. */

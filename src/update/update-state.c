@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "string-util.h"
 #include "update-state.h"
 
 static const char *const update_state_table[_UPDATE_STATE_MAX] = {
@@ -95,16 +96,6 @@ int update_state_holds_sessions(UpdateState s)
 	return s != UPDATE_IDLE;
 }
 
-static int lookup(const char *const *table, size_t n, const char *s)
-{
-	if (!s)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (table[i] && strcmp(table[i], s) == 0)
-			return (int)i;
-	return -EINVAL;
-}
-
 const char *update_state_to_string(UpdateState s)
 {
 	return s >= 0 && s < _UPDATE_STATE_MAX ? update_state_table[s] : NULL;
@@ -112,7 +103,7 @@ const char *update_state_to_string(UpdateState s)
 
 UpdateState update_state_from_string(const char *s)
 {
-	return lookup(update_state_table, _UPDATE_STATE_MAX, s);
+	return string_table_lookup(update_state_table, _UPDATE_STATE_MAX, s);
 }
 
 const char *update_event_to_string(UpdateEvent e)
@@ -127,5 +118,5 @@ const char *vmm_state_to_string(VmmState s)
 
 VmmState vmm_state_from_string(const char *s)
 {
-	return lookup(vmm_state_table, _VMM_STATE_MAX, s);
+	return string_table_lookup(vmm_state_table, _VMM_STATE_MAX, s);
 }

@@ -47,6 +47,16 @@ int strscpy_checked(char *dst, const char *src, size_t n)
 	return 0;
 }
 
+int string_table_lookup(const char *const *table, size_t n, const char *s)
+{
+	if (!s)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (table[i] && strcmp(table[i], s) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
 const char *errno_to_name(int error)
 {
 	if (error < 0)
