@@ -354,6 +354,46 @@ static int verb_prepare(char **args)
 	return EXIT_OK;
 }
 
+/*
+ * After the commit's reply the daemon calls reboot(). Success ends the
+ * connection (and, on a real machine, this process with it); if the kernel
+ * refuses, the daemon rolls back and says so in an "outcome" event.
+ */
+static int wait_for_kexec(Client *c)
+{
+	for (;;) {
+		_cleanup_(json_object_putp) json_object *event = NULL;
+		json_object *name, *outcome, *error, *code, *message;
+		int r;
+
+		r = client_read(c, 60 * USEC_PER_SEC, &event);
+		if (r == -ECONNRESET)
+			return EXIT_OK; /* the daemon went down with the old kernel */
+		if (r == -ETIMEDOUT) {
+			log_error("No word from liveupdated for 60 s after the commit; check liveupdatectl status");
+			return EXIT_UNREACHABLE;
+		}
+		if (r < 0)
+			return transport_error(r);
+		if (!json_object_object_get_ex(event, "event", &name) ||
+		    strcmp(json_object_get_string(name), "outcome") != 0 ||
+		    !json_object_object_get_ex(event, "outcome", &outcome))
+			continue;
+		if (arg_json)
+			output_json(event);
+		if (strcmp(json_object_get_string(outcome), "success") == 0)
+			return EXIT_OK;
+		if (json_object_object_get_ex(event, "error", &error) &&
+		    json_object_object_get_ex(error, "code", &code) &&
+		    json_object_object_get_ex(error, "message", &message))
+			log_error("The update was rolled back: %s (%s)", json_object_get_string(message),
+				  json_object_get_string(code));
+		else
+			log_error("The update was rolled back");
+		return EXIT_FAILED;
+	}
+}
+
 static int verb_commit(char **args)
 {
 	_cleanup_(json_object_putp) json_object *params = NULL, *reply = NULL, *result = NULL;
@@ -372,6 +412,20 @@ static int verb_commit(char **args)
 	r = connect_daemon(&c);
 	if (r != EXIT_OK)
 		return r;
+	/*
+	 * Subscribe first: the commit's reply comes just before reboot(), and
+	 * only the events after it tell whether the kernel refused the jump.
+	 */
+	r = client_call(c, "subscribe", NULL, false, 30 * USEC_PER_SEC, NULL, NULL, &reply);
+	if (r < 0)
+		return transport_error(r);
+	r = reply_result(reply, &result);
+	if (r != EXIT_OK)
+		return r;
+	json_object_put(reply);
+	json_object_put(result);
+	reply = result = NULL;
+
 	r = client_call(c, "commit", params, progress, CLIENT_NO_TIMEOUT,
 			progress ? print_progress : NULL, NULL, &reply);
 	if (r == -ECONNRESET) {
@@ -385,12 +439,11 @@ static int verb_commit(char **args)
 	if (r != EXIT_OK)
 		return r;
 
-	/* The kexec follows the reply: whatever happens to the connection now is expected. */
 	if (arg_json)
 		output_json(result);
 	else
 		output_rebooting(result);
-	return EXIT_OK;
+	return wait_for_kexec(c);
 }
 
 static int verb_release(char **args)

@@ -320,6 +320,6 @@ void output_rebooting(json_object *r)
 	if (int_member(r, "freeze_us", &us))
 		printf("Update %s: VMMs frozen in %s\n", or_dash(str(r, "update_id")),
 		       format_ms(buf, us));
-	printf("Rebooting into the new kernel\n");
+	printf("Jumping into the new kernel\n");
 	fflush(stdout);
 }

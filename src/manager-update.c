@@ -617,7 +617,9 @@ void manager_abort(Manager *m, ControlError code, int error, const char *fmt, ..
 		message = NULL;
 	va_end(ap);
 
-	if (!u || !update_state_abortable(m->state)) {
+	/* an operator may abort until the last VMM froze; a failure rolls back until the jump */
+	if (!u || update_state_next(m->state, code == CONTROL_ERROR_ABORTED ? UPDATE_EVENT_ABORT :
+							UPDATE_EVENT_FAIL) < 0) {
 		log_error("Cannot abort in state %s: %s", update_state_to_string(m->state), message ?: "");
 		return;
 	}

@@ -285,6 +285,8 @@ static int dispatch(Vmm *v, const void *buf, int type, int fd)
 	/* HELLO first, and only once. */
 	if ((type == LU_VMM_MSG_HELLO) != !v->vm_id[0])
 		return -EPROTO;
+	if (v->refused)
+		return reply(v, hdr->seq, -EACCES, 0, -1), -EACCES;
 
 	switch (type) {
 	case LU_VMM_MSG_HELLO:
@@ -383,12 +385,6 @@ int manager_vmm_accept(Manager *m, int listen_fd)
 	if (fd < 0)
 		return errno == EAGAIN ? 0 : log_warning_errno(errno, "accept() on the VMM socket: %m");
 
-	r = socket_peer_authorized(fd, m->config.group);
-	if (r <= 0) {
-		(void)vmm_send_reply(fd, 0, -EACCES, 0, -1);
-		return log_notice_errno(r < 0 ? r : EACCES, "Refused a VMM connection: %m");
-	}
-
 	/* Connections count before HELLO, so idle sockets cannot exhaust us either. */
 	if (m->n_vmms >= m->config.max_vmms) {
 		(void)vmm_send_reply(fd, 0, -EUSERS, 0, -1);
@@ -408,5 +404,13 @@ int manager_vmm_accept(Manager *m, int listen_fd)
 	}
 	(void)sd_event_source_set_description(v->io, "vmm");
 	v->fd = TAKE_FD(fd);
+
+	/* Answer the HELLO it is about to send, so it learns why; then drop it. */
+	r = socket_peer_authorized(v->fd, m->config.group);
+	if (r <= 0) {
+		v->refused = true;
+		log_notice_errno(r < 0 ? r : EACCES, "Refusing VMM connection of uid %u (pid %d): %m",
+				 v->cred.uid, (int)v->cred.pid);
+	}
 	return 0;
 }

@@ -195,6 +195,6 @@ json_object *report_to_json(const Report *r)
 		json_object_object_add(v, "resumed_us", time_or_null(vm->resumed_us));
 		json_object_array_add(vms, v);
 	}
-	json_object_object_add(o, "vms", vms);
+	json_object_object_add(o, "vmms", vms);
 	return o;
 }

@@ -40,11 +40,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile

@@ -14,6 +14,7 @@ import os
 import stat
 import subprocess
 import sys
+import unittest
 
 import harness
 
@@ -38,15 +39,22 @@ try:
 except OSError as e:
     out["control_send_error"] = e.errno
 data = b""
-try:
-    while True:
+resets = 0
+while True:
+    try:
         chunk = c.recv(65536)
-        if not chunk:
+    except ConnectionResetError:
+        resets += 1
+        if resets > 3:
             break
-        data += chunk
-    out["control_eof"] = True
-except OSError as e:
-    out["control_recv_error"] = e.errno
+        continue
+    except OSError as e:
+        out["control_recv_error"] = e.errno
+        break
+    if not chunk:
+        out["control_eof"] = True
+        break
+    data += chunk
 out["control_lines"] = [json.loads(l) for l in data.splitlines() if l.strip()]
 
 v = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -58,15 +66,26 @@ try:
 except OSError as e:
     out["vmm_send_error"] = e.errno
 packets = []
-try:
-    while True:
+resets = 0
+# A peer that closes with our HELLO unread makes the first recv() fail with
+# ECONNRESET (the kernel reports sk_err before the queue); what the daemon
+# sent before closing is still queued behind it.
+while True:
+    try:
         p = v.recv(4096)
-        if not p:
+    except ConnectionResetError:
+        resets += 1
+        if resets > 3:
             break
-        packets.append(list(struct.unpack("<IIiI", p[:16])) if len(p) >= 16 else p.hex())
-    out["vmm_eof"] = True
-except OSError as e:
-    out["vmm_recv_error"] = e.errno
+        continue
+    except OSError as e:
+        out["vmm_recv_error"] = e.errno
+        break
+    if not p:
+        out["vmm_eof"] = True
+        break
+    packets.append(list(struct.unpack("<IIiI", p[:16])) if len(p) >= 16 else p.hex())
+out["vmm_resets"] = resets
 out["vmm_packets"] = packets
 print(json.dumps(out))
 '''
@@ -76,7 +95,7 @@ class TestUnauthorisedPeer(harness.WorldTestCase):
 
     def setUp(self):
         if os.geteuid() != 0:
-            raise harness.unittest.SkipTest("needs root to run a peer as another uid")
+            raise unittest.SkipTest("needs root to run a peer as another uid")
         super().setUp()
         w = self.world
         w.start_daemon()
@@ -89,10 +108,6 @@ class TestUnauthorisedPeer(harness.WorldTestCase):
             self.assertTrue(stat.S_ISSOCK(st.st_mode))
             self.assertEqual(st.st_mode & 0o777, 0o660, "the daemon creates its sockets 0660")
             os.chmod(s, 0o666)
-
-    def run_as_nobody(self, argv, **kw):
-        return subprocess.run(argv, user=NOBODY, group=NOBODY, extra_groups=[],
-                              capture_output=True, timeout=harness.TIMEOUT, **kw)
 
     def test_refused_by_peercred(self):
         w = self.world
@@ -107,8 +122,7 @@ class TestUnauthorisedPeer(harness.WorldTestCase):
         self.assertEqual(len(lines), 1, out)
         self.assertIs(lines[0]["ok"], False, out)
         self.assertEqual(lines[0]["error"]["code"], "permission-denied", out)
-        self.assertTrue(out.get("control_eof") or out.get("control_recv_error") == errno.ECONNRESET,
-                        out)
+        self.assertTrue(out.get("control_eof"), out)
         self.assertNotIn("result", lines[0], "no status may leak to the intruder")
 
         # VMM socket: a REPLY with -EACCES, then hang-up; never registered
@@ -117,7 +131,7 @@ class TestUnauthorisedPeer(harness.WorldTestCase):
         self.assertEqual(pk[0][0], harness.LU_VMM_MSG_REPLY, out)
         self.assertEqual(pk[0][2], -errno.EACCES, out)
         self.assertEqual(len(pk), 1, f"nothing after the refusal: {out}")
-        self.assertTrue(out.get("vmm_eof") or out.get("vmm_recv_error") == errno.ECONNRESET, out)
+        self.assertTrue(out.get("vmm_eof"), out)
         self.assertNotIn("intruder", w.vmm_list())
 
         # the real clients are still served; root's VMM unaffected
