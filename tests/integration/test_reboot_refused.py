@@ -83,6 +83,19 @@ class TestRebootRefused(harness.WorldTestCase):
         self.assertEqual(prep["vmms"], 3, prep)
         self.assertCtlOk(w.ctl("abort"))
 
+    def test_ctl_commit_reports_the_rollback(self):
+        """liveupdatectl commit must not claim a reboot the kernel refused."""
+        w = self.world
+        w.start_daemon()
+        vmm = w.start_vmm("vm-a")
+        self.assertCtlOk(w.ctl("prepare", w.make_kernel_image()))
+
+        r = w.ctl("commit", json_output=False)
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("reboot-failed", r.stderr, r)
+        self.assertThawedIntact(vmm)
+        self.assertIdle()
+
 
 if __name__ == "__main__":
     harness.main()
