@@ -121,6 +121,9 @@ static int set_error(ControlError *ret_code, char **ret_message, ControlError co
 	return error < 0 ? error : -EINVAL;
 }
 
+static int on_prepare_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+static int arm_timer(Manager *m, uint64_t ms, sd_event_time_handler_t handler);
+
 static int create_session(Manager *m, int luo_fd, Vmm *v)
 {
 	int fd;
@@ -153,6 +156,12 @@ int vmm_prepare_session(Vmm *v)
 	if (r < 0)
 		return log_warning_errno(r, "Cannot send PREPARE to VMM %s: %m", v->vm_id);
 	vmm_set_state(v, VMM_PREPARING);
+	/* a late joiner gets the same deadline the others had */
+	if (!m->update->timer) {
+		r = arm_timer(m, m->update->prepare_timeout_ms, on_prepare_timeout);
+		if (r < 0)
+			return log_error_errno(r, "Cannot arm the prepare deadline: %m");
+	}
 	return 0;
 }
 
@@ -546,6 +555,7 @@ void manager_update_progress(Manager *m)
 	Update *u = m->update;
 	json_object *result;
 	usec_t now;
+	int r;
 
 	switch (m->state) {
 	case UPDATE_PREPARING:
@@ -585,10 +595,13 @@ void manager_update_progress(Manager *m)
 		if (any_vmm_in(m, VMM_RESTORED))
 			return;
 		report_phase_end(u->report, REPORT_PHASE_FINISH, manager_now());
-		manager_finish_report(m, manager_count_vmms(m, VMM_RELEASED) > 0 ? REPORT_FAILED : REPORT_SUCCESS);
+		/* a VM released, or whose session did not survive, is a failure */
+		manager_finish_report(m, manager_count_vmms(m, VMM_RELEASED) > 0 || u->report->error_code ?
+						 REPORT_FAILED : REPORT_SUCCESS);
 		/* Our own session goes last: it carried the manifest. */
-		if (luo_finish(u->session_fd) < 0)
-			log_warning_errno(errno, "Cannot finish session " MANIFEST_SESSION_NAME ": %m");
+		r = luo_finish(u->session_fd);
+		if (r < 0)
+			log_warning_errno(r, "Cannot finish session " MANIFEST_SESSION_NAME ": %m");
 		manager_fdstore_remove(m, MANIFEST_SESSION_NAME);
 		(void)handover_remove(m->config.state_dir);
 		for (size_t i = m->n_vmms; i > 0; i--)

@@ -229,6 +229,11 @@ static int handle_hello(Vmm *v, const struct lu_vmm_hello *hello)
 		return reply(v, hello->hdr.seq, -EPROTONOSUPPORT, 0, -1), -EPROTONOSUPPORT;
 
 	old = manager_find_vmm(m, hello->vm_id);
+	if (old && old->state == VMM_RELEASED && old->fd < 0) {
+		/* its memory is gone: it starts over as a new VM */
+		vmm_remove(old);
+		old = NULL;
+	}
 	if (old && old->fd >= 0)
 		return reply(v, hello->hdr.seq, -EEXIST, 0, -1), -EEXIST;
 

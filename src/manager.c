@@ -45,6 +45,7 @@ Manager *manager_free(Manager *m)
 	if (!m)
 		return NULL;
 
+	m->exiting = true;
 	manager_control_free_all(m);
 	/* exiting without an abort: leave them in the fd store for the next instance */
 	for (size_t i = 0; i < m->n_held; i++) {
@@ -267,7 +268,7 @@ void manager_fdstore_add(Manager *m, int fd, const char *name)
 
 void manager_fdstore_remove(Manager *m, const char *name)
 {
-	if (!m->under_systemd)
+	if (!m->under_systemd || m->exiting)
 		return;
 	(void)sd_notifyf(false, "FDSTOREREMOVE=1\nFDNAME=%s", name);
 }

@@ -112,6 +112,7 @@ struct Manager {
 	bool waiter_progress;
 
 	bool under_systemd; /* NOTIFY_SOCKET set: the fd store keeps our sessions */
+	bool exiting;       /* leave the fd store alone: the next instance needs it */
 
 	/*
 	 * Session fds a previous instance left in the fd store. Held open so

@@ -219,11 +219,16 @@ uint64_t guest_ram_checksum(const struct guest_ram *ram)
 {
 	uint64_t h = 0xcbf29ce484222325ULL;
 
+	/*
+	 * FNV-1a over 64-bit words rather than bytes: it runs inside the
+	 * blackout (before FROZEN), so it must cost as little as it can while
+	 * still covering every byte (file sizes are whole MiB).
+	 */
 	for (size_t f = 0; f < ram->n_files; f++) {
-		const unsigned char *b = (const unsigned char *)ram->files[f].words;
+		const struct ram_file *rf = &ram->files[f];
 
-		for (size_t i = 0; i < ram->bytes_per_file; i++) {
-			h ^= b[i];
+		for (uint64_t i = 0; i < rf->n_words; i++) {
+			h ^= rf->words[i];
 			h *= 0x100000001b3ULL;
 		}
 	}

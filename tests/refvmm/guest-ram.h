@@ -57,7 +57,7 @@ void guest_ram_pause(struct guest_ram *ram);
 void guest_ram_resume(struct guest_ram *ram);
 void guest_ram_stop(struct guest_ram *ram);
 
-/* FNV-1a 64 of every byte of every file, in order. Writer paused. */
+/* FNV-1a 64 over every 64-bit word of every file, in order. Writer paused. */
 uint64_t guest_ram_checksum(const struct guest_ram *ram);
 
 /*
