@@ -46,6 +46,7 @@ enum fault {
 	FAULT_EXIT_AT_FREEZE,
 	FAULT_IGNORE_FREEZE,
 	FAULT_EXIT_AFTER_RESTORE,
+	FAULT_BAD_PRESERVES,
 };
 
 static const char *const fault_names[] = {
@@ -55,6 +56,7 @@ static const char *const fault_names[] = {
 	[FAULT_EXIT_AT_FREEZE] = "exit-at-freeze",
 	[FAULT_IGNORE_FREEZE] = "ignore-freeze",
 	[FAULT_EXIT_AFTER_RESTORE] = "exit-after-restore",
+	[FAULT_BAD_PRESERVES] = "bad-preserves",
 };
 
 struct refvmm {
@@ -146,6 +148,40 @@ static int preserve(struct refvmm *r, int fd, uint64_t token)
 }
 
 /*
+ * The bad-preserves fault asks for what must be refused, a pipe (no LUO
+ * handler: ENOENT) and a token already taken (EEXIST), reports the errors,
+ * and then prepares normally: a refusal must cost nothing else.
+ */
+static int try_bad_preserves(struct refvmm *r)
+{
+	static const uint64_t pipe_token = 0x20000;
+	int p[2], k;
+	json_object *o;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	k = preserve(r, p[0], pipe_token);
+	close(p[0]);
+	close(p[1]);
+	o = event_new("refused");
+	json_object_object_add(o, "what", json_object_new_string("pipe"));
+	json_object_object_add(o, "error", json_object_new_int(k));
+	emit(o);
+	if (k >= 0)
+		return -EBADE;
+
+	k = preserve(r, r->ram.files[0].fd, 1);
+	if (k < 0)
+		return k;
+	k = preserve(r, r->vmstate_fd, 1);
+	o = event_new("refused");
+	json_object_object_add(o, "what", json_object_new_string("duplicate-token"));
+	json_object_object_add(o, "error", json_object_new_int(k));
+	emit(o);
+	return k >= 0 ? -EBADE : 0;
+}
+
+/*
  * A failed preparation leaves the VM running and PREPARE unanswered: the
  * daemon's deadline aborts the update and THAWs us, as with a real VMM.
  */
@@ -168,7 +204,15 @@ static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
 		return RUN_ON;
 	}
 
-	for (size_t i = 0; i < r->ram.n_files; i++) {
+	if (r->fault == FAULT_BAD_PRESERVES) {
+		k = try_bad_preserves(r);
+		if (k < 0) {
+			emit_error("a bad preserve was not refused as it should be: %s", strerror(-k));
+			return RUN_ON;
+		}
+	}
+	/* bad-preserves already preserved the first file */
+	for (size_t i = r->fault == FAULT_BAD_PRESERVES ? 1 : 0; i < r->ram.n_files; i++) {
 		k = preserve(r, r->ram.files[i].fd, i + 1);
 		if (k < 0) {
 			emit_error("preserving guest-ram-%zu: %s", i, strerror(-k));
@@ -523,7 +567,8 @@ static void help(void)
 	       "                    self: preserve into the LUO session directly\n"
 	       "  --seed N          seed of the RAM contents (default 1)\n"
 	       "  --fault NAME      misbehave for tests: exit-at-prepare, hang-at-prepare,\n"
-	       "                    exit-at-freeze, ignore-freeze, exit-after-restore\n"
+	       "                    exit-at-freeze, ignore-freeze, exit-after-restore,\n"
+	       "                    bad-preserves (a pipe and a taken token, then prepare)\n"
 	       "  -h, --help        this text\n\n"
 	       "After a kexec, start it again with the same --vm-id: RAM size, count and\n"
 	       "seed then come from the preserved vmstate, not from the options.\n\n"
