@@ -604,20 +604,18 @@ static int parse_common_option(int c)
 	}
 }
 
-static const struct option common_options[] = {
-	{ "socket", required_argument, NULL, ARG_SOCKET },
-	{ "json", no_argument, NULL, ARG_JSON },
-	{ "no-progress", no_argument, NULL, ARG_NO_PROGRESS },
-};
+/* Accepted before and after the command. */
+#define COMMON_OPTIONS                                                  \
+	{ "socket", required_argument, NULL, ARG_SOCKET },              \
+	{ "json", no_argument, NULL, ARG_JSON },                        \
+	{ "no-progress", no_argument, NULL, ARG_NO_PROGRESS }
 
 /* Returns < 0 after a usage error, 0 when done (--help), > 0 to run the verb on *ret_args. */
 static int parse_command(const Verb *verb, int argc, char **argv, char ***ret_args)
 {
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
-		common_options[0],
-		common_options[1],
-		common_options[2],
+		COMMON_OPTIONS,
 		{ "initrd", required_argument, NULL, ARG_INITRD },
 		{ "cmdline", required_argument, NULL, ARG_CMDLINE },
 		{ "append", required_argument, NULL, ARG_APPEND },
@@ -691,9 +689,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, ARG_VERSION },
-		common_options[0],
-		common_options[1],
-		common_options[2],
+		COMMON_OPTIONS,
 		{},
 	};
 	const Verb *verb = NULL;

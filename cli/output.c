@@ -155,6 +155,7 @@ static void print_kernel(json_object *kernel, const char *indent)
 void output_status(json_object *r)
 {
 	json_object *report, *held;
+	const char *id;
 
 	printf("State:        %s\n", or_dash(str(r, "state")));
 	printf("Update:       %s\n", or_dash(str(r, "update_id")));
@@ -163,11 +164,12 @@ void output_status(json_object *r)
 	print_vmm_counts(member(r, "vmms"));
 	printf("Last outcome: %s\n", or_dash(str(r, "last_outcome")));
 	report = member(r, "report");
-	if (str(report, "update_id")) {
+	id = str(report, "update_id");
+	if (id) {
 		int64_t blackout;
 		char b[32];
 
-		printf("Report:       %s, %s", str(report, "update_id"), or_dash(str(report, "outcome")));
+		printf("Report:       %s, %s", id, or_dash(str(report, "outcome")));
 		if (int_member(report, "blackout_us", &blackout) && blackout >= 0) {
 			snprintf(b, sizeof(b), "%.3f ms", (double)blackout / 1000.0);
 			printf(", blackout %s", b);

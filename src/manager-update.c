@@ -692,6 +692,8 @@ void manager_vmm_lost(Manager *m, Vmm *v)
 		break;
 	default:
 		vmm_remove(v);
+		/* it may have been the one everybody waited for */
+		manager_update_progress(m);
 		break;
 	}
 	manager_notify_status(m);

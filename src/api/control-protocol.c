@@ -177,7 +177,7 @@ static int store_string(char **dst, const char *s)
 static int dispatch_string(const ControlField *f, const char *prefix, json_object *v, void *p,
 			   char **ret_message)
 {
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	r = check_string(f, prefix, v, &s, ret_message);
@@ -190,7 +190,7 @@ static int dispatch_string(const ControlField *f, const char *prefix, json_objec
 static int dispatch_path(const ControlField *f, const char *prefix, json_object *v, void *p,
 			 char **ret_message)
 {
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	r = check_string(f, prefix, v, &s, ret_message);
@@ -204,7 +204,7 @@ static int dispatch_path(const ControlField *f, const char *prefix, json_object 
 static int dispatch_vm_id(const ControlField *f, const char *prefix, json_object *v, void *p,
 			  char **ret_message)
 {
-	const char *s;
+	const char *s = NULL;
 	int r;
 
 	r = check_string(f, prefix, v, &s, ret_message);

@@ -155,7 +155,7 @@ static inline int fake_recv(int sock, struct fake_msg *msg, size_t size, int *fd
 			close(got[i]);
 		return (mh.msg_flags & MSG_CTRUNC) ? -EMFILE : -EBADMSG;
 	}
-	if (n > 0)
+	if (n > 0 && fds)
 		memcpy(fds, got, n * sizeof(int));
 	return (int)n;
 }

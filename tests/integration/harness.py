@@ -229,11 +229,17 @@ class Process:
 class Daemon(Process):
     """A liveupdated process."""
 
-    def __init__(self, world: "World", name: str, args: list[str]):
+    def __init__(self, world: "World", name: str, args: list[str],
+                 env: dict[str, str] | None = None, prefix: Iterable[str] = (),
+                 pass_fds: Iterable[int] = ()):
+        """env: the whole environment (default world.c_env()); prefix: argv
+        words before the daemon's own (an exec wrapper); pass_fds: fds the
+        child inherits (subprocess.Popen's pass_fds)."""
         self.args = list(args)
-        argv = [world.bin["daemon"], f"--runtime-dir={world.runtime_dir}",
+        argv = [*prefix, world.bin["daemon"], f"--runtime-dir={world.runtime_dir}",
                 f"--state-dir={world.state_dir}", "--log-level=debug", *args]
-        super().__init__(world, name, argv, world.c_env())
+        super().__init__(world, name, argv, world.c_env() if env is None else env,
+                         pass_fds=tuple(pass_fds))
         #: set by simulate_reboot(): the shim SIGKILLed it inside reboot()
         self.rebooted = False
 
@@ -574,13 +580,17 @@ class World:
 
     # -- daemon ----------------------------------------------------------------
 
-    def start_daemon(self, *args: str, wait: bool = True, timeout: float | None = None) -> Daemon:
+    def start_daemon(self, *args: str, wait: bool = True, timeout: float | None = None,
+                     env: dict[str, str] | None = None, prefix: Iterable[str] = (),
+                     pass_fds: Iterable[int] = ()) -> Daemon:
         """Start liveupdated with the World's dirs and args; by default wait
-        until it answers status."""
+        until it answers status. env, prefix and pass_fds: see Daemon (a
+        service manager stand-in, tests/integration/fake_systemd.py, uses them)."""
         if self.daemon is not None and self.daemon.running():
             raise HarnessError("a daemon is already running")
         self.daemon_args = list(args)
-        d = Daemon(self, self._name("liveupdated"), self.daemon_args)
+        d = Daemon(self, self._name("liveupdated"), self.daemon_args, env=env, prefix=prefix,
+                   pass_fds=pass_fds)
         self.daemon = d
         if wait:
             self.wait_daemon_ready(timeout)
@@ -734,13 +744,17 @@ class World:
     # -- the reboot --------------------------------------------------------------
 
     def simulate_reboot(self, boot_before: int, restart_vmms: Iterable[str] | None = None,
-                        daemon_args: Iterable[str] | None = None) -> dict[str, Vmm]:
+                        daemon_args: Iterable[str] | None = None,
+                        start_daemon: Callable[[list[str]], Any] | None = None) -> dict[str, Vmm]:
         """After a successful commit: the shim SIGKILLed the daemon inside
         reboot() and the fake kernel's boot counter moved on. Check both, SIGKILL
         every old VMM (frozen; their machine is gone), start a new daemon with
         the same arguments (or daemon_args), then new VMMs with the same ids
         and arguments (restart_vmms: which ids; default all). Returns the new
-        VMMs; they are started without waiting (see Vmm.wait_event)."""
+        VMMs; they are started without waiting (see Vmm.wait_event).
+        start_daemon(args), if given, starts the new daemon instead of
+        World.start_daemon (say under a fake service manager); it must
+        return once the daemon is ready."""
         d = self.daemon
         assert d is not None
         rc = d.wait()
@@ -759,7 +773,11 @@ class World:
             v.kill()
             v._thread.join(TIMEOUT)
         self.vmms = {}
-        self.start_daemon(*(self.daemon_args if daemon_args is None else daemon_args))
+        args = list(self.daemon_args if daemon_args is None else daemon_args)
+        if start_daemon is None:
+            self.start_daemon(*args)
+        else:
+            start_daemon(args)
         ids = list(old) if restart_vmms is None else list(restart_vmms)
         new = {}
         for vm_id in ids:
