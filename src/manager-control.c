@@ -366,7 +366,7 @@ static bool handle_request(ControlClient *c, const ControlRequest *req)
 	case CONTROL_METHOD_ABORT: {
 		const char *id;
 
-		if (m->state == UPDATE_IDLE && m->n_held > 0) {
+		if (m->state == UPDATE_IDLE && manager_count_held(m, false) > 0) {
 			result = json_object_new_object();
 			json_object_object_add(result, "update_id", NULL);
 			json_object_object_add(result, "state", json_object_new_string("idle"));

@@ -18,6 +18,7 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,14 +110,40 @@ static int on_restore_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static int restore_sessions(Manager *m, int luo_fd, Update *u)
+/*
+ * A VM's session: held from the fd store when a previous instance of this
+ * boot had already retrieved it, else from the kernel (opening the device
+ * only then). -ENOENT: the kernel has no such session any more, because
+ * the previous instance finished it when the VM resumed.
+ */
+static int vm_session(Manager *m, int *luo_fd, const char *name, bool *ret_held)
+{
+	int fd = manager_take_held(m, name);
+
+	*ret_held = fd >= 0;
+	if (fd >= 0)
+		return fd;
+	if (*luo_fd < 0) {
+		*luo_fd = luo_open(NULL);
+		if (*luo_fd < 0)
+			return *luo_fd;
+	}
+	return luo_retrieve_session(*luo_fd, name);
+}
+
+static int restore_sessions(Manager *m, int *luo_fd, Update *u, bool picked_up)
 {
 	for (size_t i = 0; i < u->manifest->n_vms; i++) {
 		const ManifestVm *mvm = &u->manifest->vms[i];
+		bool held;
 		Vmm *v;
 		int fd, r;
 
-		fd = luo_retrieve_session(luo_fd, mvm->session);
+		fd = vm_session(m, luo_fd, mvm->session, &held);
+		if (fd == -ENOENT && picked_up) {
+			log_info("VMM %s resumed before the restart; its session is finished", mvm->vm_id);
+			continue;
+		}
 		if (fd < 0) {
 			ReportVm *rv = report_vm(u->report, mvm->vm_id);
 
@@ -128,58 +155,85 @@ static int restore_sessions(Manager *m, int luo_fd, Update *u)
 		}
 		r = manager_add_awaiting_vmm(m, mvm, fd, &v);
 		if (r < 0) {
-			safe_close(fd);
+			/* never close it: that would finish it and free the VM's memory */
+			if (!held)
+				manager_fdstore_add(m, fd, mvm->session);
+			(void)manager_hold_fd(m, fd, mvm->session);
 			return r;
 		}
-		manager_fdstore_add(m, fd, mvm->session);
+		if (!held)
+			manager_fdstore_add(m, fd, mvm->session);
 	}
 	return 0;
 }
 
-int manager_restore_incoming(Manager *m)
+/*
+ * Our own session, which carries the manifest: held from the fd store if
+ * a previous instance of this boot died while restoring (then we pick its
+ * restore up), else retrieved from the kernel. Returns the fd, 0 when
+ * there is nothing to restore, or a negative errno.
+ */
+static int own_session(Manager *m, int *luo_fd, const char *handover_id, bool *ret_picked_up)
 {
-	_cleanup_free_ char *handover_id = NULL, *json = NULL, *record_json = NULL;
-	_cleanup_(commit_record_freep) CommitRecord *rec = NULL;
-	_cleanup_close_ int luo_fd = -1;
-	Update *u;
-	size_t len;
-	usec_t now = manager_now();
-	int r;
+	int fd = manager_take_held(m, MANIFEST_SESSION_NAME);
 
-	load_handover_modules(m, &handover_id);
+	*ret_picked_up = fd >= 0;
+	if (fd >= 0) {
+		log_notice("Picking up the restore a previous instance was doing");
+		return fd;
+	}
 
-	luo_fd = luo_open(NULL);
-	if (luo_fd == -ENOENT || luo_fd == -ENODEV || luo_fd == -ENXIO) {
+	*luo_fd = luo_open(NULL);
+	if (*luo_fd == -ENOENT || *luo_fd == -ENODEV || *luo_fd == -ENXIO) {
 		if (handover_id)
 			log_error("Update %s was handed over, but this kernel has no " LUO_DEVICE_PATH
 				  ": nothing could be carried over", handover_id);
 		(void)handover_remove(m->config.state_dir);
 		return 0;
 	}
-	if (luo_fd == -EIO)
-		return log_error_errno(luo_fd, "The kernel could not read the incoming live update "
+	if (*luo_fd == -EIO)
+		return log_error_errno(*luo_fd, "The kernel could not read the incoming live update "
 				       "(was a module a preserved file needs missing?): %m");
-	if (luo_fd < 0)
-		return log_error_errno(luo_fd, "Cannot open " LUO_DEVICE_PATH ": %m");
+	if (*luo_fd < 0)
+		return log_error_errno(*luo_fd, "Cannot open " LUO_DEVICE_PATH ": %m");
 
-	r = luo_retrieve_session(luo_fd, MANIFEST_SESSION_NAME);
-	if (r == -ENOENT) {
+	fd = luo_retrieve_session(*luo_fd, MANIFEST_SESSION_NAME);
+	if (fd == -ENOENT) {
 		if (handover_id)
 			log_warning("Update %s was handed over but its session is gone", handover_id);
 		(void)handover_remove(m->config.state_dir);
 		return 0;
 	}
-	if (r < 0)
-		return log_error_errno(r, "Cannot retrieve session " MANIFEST_SESSION_NAME ": %m");
+	if (fd < 0)
+		return log_error_errno(fd, "Cannot retrieve session " MANIFEST_SESSION_NAME ": %m");
+	manager_fdstore_add(m, fd, MANIFEST_SESSION_NAME);
+	return fd;
+}
+
+int manager_restore_incoming(Manager *m)
+{
+	_cleanup_free_ char *handover_id = NULL, *json = NULL, *record_json = NULL;
+	_cleanup_(commit_record_freep) CommitRecord *rec = NULL;
+	_cleanup_(update_freep) Update *u = NULL;
+	_cleanup_close_ int luo_fd = -1;
+	bool picked_up;
+	size_t len;
+	usec_t now = manager_now();
+	int fd, r;
+
+	load_handover_modules(m, &handover_id);
+
+	fd = own_session(m, &luo_fd, handover_id, &picked_up);
+	if (fd <= 0)
+		return fd;
 
 	u = calloc(1, sizeof(*u));
 	if (!u) {
-		safe_close(r);
+		(void)manager_hold_fd(m, fd, MANIFEST_SESSION_NAME);
 		return log_oom();
 	}
-	u->session_fd = r;
+	u->session_fd = fd;
 	u->record_fd = -1;
-	m->update = u;
 
 	r = read_preserved_json(u->session_fd, MANIFEST_TOKEN, &json, &len);
 	if (r >= 0)
@@ -191,10 +245,8 @@ int manager_restore_incoming(Manager *m)
 		 */
 		log_error_errno(r, "The incoming manifest is unreadable%s: %m; leaving every session "
 				"untouched", r == -EPROTONOSUPPORT ? " (unknown version)" : "");
-		manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
 		if (manager_hold_fd(m, u->session_fd, MANIFEST_SESSION_NAME) >= 0)
 			u->session_fd = -1;
-		m->update = update_free(u);
 		return r;
 	}
 	snprintf(u->id, sizeof(u->id), "%s", u->manifest->update_id);
@@ -208,23 +260,27 @@ int manager_restore_incoming(Manager *m)
 		log_warning_errno(r, "The commit record is unreadable, freeze times unknown: %m");
 
 	u->report = report_new(u->id);
-	if (!u->report)
-		return log_oom();
-	rebuild_report(u, rec, now);
 	u->kernel_image = strdup(u->manifest->kernel_image);
 	u->cmdline = strdup(u->manifest->cmdline);
-	manager_fdstore_add(m, u->session_fd, MANIFEST_SESSION_NAME);
+	if (!u->report || !u->kernel_image || !u->cmdline) {
+		if (manager_hold_fd(m, u->session_fd, MANIFEST_SESSION_NAME) >= 0)
+			u->session_fd = -1;
+		return log_oom();
+	}
+	rebuild_report(u, rec, now);
 
-	r = restore_sessions(m, luo_fd, u);
+	m->update = TAKE_PTR(u);
+	r = restore_sessions(m, &luo_fd, m->update, picked_up);
 	if (r < 0)
-		return log_error_errno(r, "Cannot set up the restore: %m");
+		log_error_errno(r, "Cannot set up every VM's restore: %m");
 	luo_fd = safe_close(luo_fd);
 
-	log_info("Restoring update %s: %zu VMM(s) to hand back", u->id, u->manifest->n_vms);
+	log_info("Restoring update %s: %zu VMM(s) to hand back", m->update->id,
+		 manager_count_vmms(m, VMM_AWAITING));
 	(void)manager_set_state(m, UPDATE_EVENT_INCOMING);
 
 	if (m->config.restore_timeout_s > 0) {
-		r = sd_event_add_time_relative(m->event, &u->timer, CLOCK_MONOTONIC,
+		r = sd_event_add_time_relative(m->event, &m->update->timer, CLOCK_MONOTONIC,
 					       m->config.restore_timeout_s * USEC_PER_SEC, 0,
 					       on_restore_timeout, m);
 		if (r < 0)

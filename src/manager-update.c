@@ -53,7 +53,6 @@ Update *update_free(Update *u)
 	free(u);
 	return NULL;
 }
-DEFINE_FREEP(Update, update_free)
 
 /* "20261121T012345Z-1a2b3c4d": sortable, readable, and unique enough per host. */
 static int update_new(Update **ret)
@@ -790,13 +789,8 @@ json_object *manager_status_json(Manager *m)
 	json_object_object_add(o, "devices", devices);
 	/* the update in flight, else the last one */
 	json_object_object_add(o, "report", manager_report_json(m));
-	if (m->n_held > 0) {
-		json_object *held = json_object_new_array();
-
-		for (size_t i = 0; i < m->n_held; i++)
-			json_object_array_add(held, json_object_new_string(m->held_names[i]));
-		json_object_object_add(o, "held_sessions", held);
-	}
+	if (m->n_held > 0)
+		json_object_object_add(o, "held_sessions", manager_held_json(m));
 	return o;
 }
 

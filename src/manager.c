@@ -47,13 +47,7 @@ Manager *manager_free(Manager *m)
 
 	m->exiting = true;
 	manager_control_free_all(m);
-	/* exiting without an abort: leave them in the fd store for the next instance */
-	for (size_t i = 0; i < m->n_held; i++) {
-		safe_close(m->held_fds[i]);
-		free(m->held_names[i]);
-	}
-	free(m->held_fds);
-	free(m->held_names);
+	manager_held_free(m);
 	while (m->n_vmms > 0)
 		vmm_remove(m->vmms[m->n_vmms - 1]);
 	free(m->vmms);
@@ -80,43 +74,6 @@ static int on_control_listen(sd_event_source *s, int fd, uint32_t revents, void 
 	return manager_control_accept(userdata, fd), 0;
 }
 
-int manager_hold_fd(Manager *m, int fd, const char *name)
-{
-	int *fds = reallocarray(m->held_fds, m->n_held + 1, sizeof(int));
-	char **names;
-
-	if (!fds)
-		return -ENOMEM;
-	m->held_fds = fds;
-	names = reallocarray(m->held_names, m->n_held + 1, sizeof(char *));
-	if (!names)
-		return -ENOMEM;
-	m->held_names = names;
-	m->held_names[m->n_held] = strdup(name);
-	if (!m->held_names[m->n_held])
-		return -ENOMEM;
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
-	m->held_fds[m->n_held++] = fd;
-	return 0;
-}
-
-size_t manager_release_held(Manager *m)
-{
-	size_t n = m->n_held;
-
-	for (size_t i = 0; i < m->n_held; i++) {
-		manager_fdstore_remove(m, m->held_names[i]);
-		safe_close(m->held_fds[i]);
-		free(m->held_names[i]);
-	}
-	free(m->held_fds);
-	free(m->held_names);
-	m->held_fds = NULL;
-	m->held_names = NULL;
-	m->n_held = 0;
-	return n;
-}
-
 /*
  * Sockets come from systemd (names "vmm" and "control", see units/) or are
  * bound here. Session fds that systemd kept for us across a daemon restart
@@ -141,13 +98,7 @@ static int manager_listen(Manager *m)
 			 sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0)
 			m->control_listen_fd = fd;
 		else {
-			/*
-			 * A session fd from the fd store: the previous instance
-			 * died mid-update. Keeping it open is what stops the
-			 * kernel from cancelling; picking the update back up is
-			 * not implemented yet (README, "Limits").
-			 */
-			log_warning("Holding session '%s' from the fd store of a previous instance", names[i]);
+			/* A session fd from the fd store: the previous instance died mid-update. */
 			r = manager_hold_fd(m, fd, names[i]);
 			if (r < 0)
 				return log_error_errno(r, "Cannot hold fd '%s': %m", names[i]);

@@ -34,6 +34,12 @@ typedef struct Manager Manager;
 typedef struct Vmm Vmm;
 typedef struct ControlClient ControlClient;
 
+typedef struct HeldSession {
+	int fd;
+	char *name;
+	bool incoming; /* retrieved after a kexec: closing it would free memory */
+} HeldSession;
+
 typedef struct Config {
 	char *runtime_dir;
 	char *state_dir;
@@ -114,12 +120,8 @@ struct Manager {
 	bool under_systemd; /* NOTIFY_SOCKET set: the fd store keeps our sessions */
 	bool exiting;       /* leave the fd store alone: the next instance needs it */
 
-	/*
-	 * Session fds a previous instance left in the fd store. Held open so
-	 * the restart cancels nothing; an operator's abort releases them.
-	 */
-	int *held_fds;
-	char **held_names;
+	/* Session fds a previous instance left in the fd store (manager-held.c). */
+	HeldSession *held;
 	size_t n_held;
 };
 
@@ -134,10 +136,17 @@ void manager_notify_status(Manager *m);
 void manager_fdstore_add(Manager *m, int fd, const char *name);
 void manager_fdstore_remove(Manager *m, const char *name);
 usec_t manager_now(void); /* CLOCK_REALTIME µs, the report's clock */
-/* Keep fd open (and in the fd store) until an operator's abort; takes fd over. */
+/* manager-held.c */
+/* Keep a session fd the fd store handed back; takes fd over. */
 int manager_hold_fd(Manager *m, int fd, const char *name);
-/* Close what the fd store handed back from a previous instance; returns how many. */
+/* Take a held incoming session back by name (it stays in the fd store); -ENOENT if none. */
+int manager_take_held(Manager *m, const char *name);
+/* Cancel the held outgoing sessions and unload the kexec image; returns how many. */
 size_t manager_release_held(Manager *m);
+size_t manager_count_held(Manager *m, bool incoming);
+json_object *manager_held_json(Manager *m);
+/* At exit: close our copies, leave the fd store alone. */
+void manager_held_free(Manager *m);
 
 /* manager-vmm.c */
 int manager_vmm_accept(Manager *m, int listen_fd);
@@ -175,6 +184,7 @@ void manager_update_progress(Manager *m);
 /* A VMM's connection went away: what that means depends on the phase. */
 void manager_vmm_lost(Manager *m, Vmm *v);
 Update *update_free(Update *u);
+DEFINE_FREEP(Update, update_free)
 json_object *manager_status_json(Manager *m);
 json_object *manager_list_json(Manager *m);
 /* The report of the update in flight, else the last one, else NULL. */

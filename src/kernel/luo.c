@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "luo.h"
 #include "macro.h"
@@ -67,6 +68,22 @@ int luo_retrieve_fd(int session_fd, uint64_t token)
 	/* FD_CLOEXEC is not preserved across kexec; set it here. */
 	(void)fcntl(arg.fd, F_SETFD, FD_CLOEXEC);
 	return arg.fd;
+}
+
+int luo_session_is_incoming(int session_fd)
+{
+	int fd = luo_retrieve_fd(session_fd, UINT64_MAX);
+
+	if (fd >= 0) {
+		/* someone really used that token: a retrieved file is ours to drop */
+		close(fd);
+		return 1;
+	}
+	if (fd == -ENOENT)
+		return 1;
+	if (fd == -EINVAL)
+		return 0;
+	return fd;
 }
 
 int luo_finish(int session_fd)

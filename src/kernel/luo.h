@@ -26,5 +26,13 @@ int luo_retrieve_fd(int session_fd, uint64_t token);
 int luo_finish(int session_fd);
 int luo_get_name(int session_fd, char name[LUO_SESSION_NAME_SIZE]);
 
+/*
+ * Is this a retrieved (incoming) session rather than an outgoing one? Asks
+ * for a token nobody uses: the kernel refuses RETRIEVE_FD on an outgoing
+ * session with EINVAL before it looks at anything, and answers ENOENT on an
+ * incoming one. Returns 1, 0, or a negative errno.
+ */
+int luo_session_is_incoming(int session_fd);
+
 /* Is name usable as a session name (1..63 bytes)? */
 int luo_session_name_valid(const char *name);

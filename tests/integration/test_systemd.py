@@ -190,7 +190,10 @@ class SystemdTestCase(harness.WorldTestCase):
         self.start_service(fs)
         st = w.status()
         self.assertEqual(st["state"], "idle", st)
-        self.assertEqual(sorted(st.get("held_sessions", [])), names, st)
+        held = st.get("held_sessions", [])
+        self.assertEqual(sorted(h["name"] for h in held), names, st)
+        # before the kexec: outgoing sessions, which an abort may cancel
+        self.assertEqual([h for h in held if h["incoming"]], [], st)
         self.assertEqual(fs.find_key("FDSTORE", since=since), [], "nothing new to store")
         self.assertKernelSessions(names)
         err = self.assertCtlError(w.ctl("prepare", w.make_kernel_image()), "bad-state")
@@ -283,6 +286,72 @@ class SystemdTestCase(harness.WorldTestCase):
         for n in stores:
             nfs.wait_for(lambda r, n=n: r.is_("FDSTOREREMOVE") and r.get("FDNAME") == n.get("FDNAME"),
                          since=n.index + 1, what=f"FDSTOREREMOVE of {n.get('FDNAME')}")
+        nfs.sync()
+        self.assertEqual(nfs.stored_names(), [], nfs.summary())
+        self.assertNothingPending()
+
+    def test_6_crash_while_restoring_is_picked_up(self):
+        """After the kexec the sessions hold guest memory nobody retrieved
+        yet: a daemon crash must neither finish them (closing a retrieved
+        session does) nor let an abort do it; the next instance picks the
+        restore up where it was."""
+        w = self.world
+        vm_ids = ["vm-a", "vm-b"]
+        fs = self.start_manager("systemd-boot0")
+        self.start_service(fs)
+        boot = w.fake_state()["boot"]
+        prep = self.prepare(vm_ids)
+        tag = prep["update_id"].rsplit("-", 1)[1]
+        self.assertCtlOk(w.ctl("commit"))
+
+        boots: list[fake_systemd.FakeSystemd] = []
+
+        def boot_service(args: list[str]) -> None:
+            fs.close()
+            nfs = self.start_manager("systemd-boot1")
+            boots.append(nfs)
+            self.start_service(nfs, *args)
+
+        # only vm-a comes back before the crash
+        new = w.simulate_reboot(boot, restart_vmms=["vm-a"], start_daemon=boot_service)
+        nfs = boots[0]
+        new["vm-a"].wait_event("resumed")
+        nfs.wait_for(lambda r: r.is_("FDSTOREREMOVE") and r.get("FDNAME") == f"lu.{tag}.vm-a",
+                     what="vm-a's session finished and dropped from the store")
+        self.assertEqual(w.status()["state"], "restoring", "vm-b is not back yet")
+
+        # the crash
+        self.allow_hangup(["vm-a"])
+        w.daemon.kill()
+        nfs.sync()
+        self.assertEqual(sorted(nfs.stored_names()), sorted(["liveupdated", f"lu.{tag}.vm-b"]),
+                         nfs.summary())
+        vm_b = [s for s in w.fake_state()["sessions"] if s["name"] == f"lu.{tag}.vm-b"]
+        self.assertEqual(len(vm_b), 1, "vm-b's memory is still preserved")
+        self.assertTrue(all(not f["retrieved"] for f in vm_b[0]["files"]), vm_b)
+
+        # the next instance picks the restore up from the fd store
+        since = nfs.mark()
+        self.start_service(nfs)
+        st = w.status()
+        self.assertIn(st["state"], ("restoring", "finishing"), st)
+        self.assertNotIn("held_sessions", st, "the restore took its sessions back")
+        self.assertEqual(st["update_id"], prep["update_id"], st)
+        self.assertEqual(w.vmm_list()["vm-b"]["state"], "awaiting")
+        self.assertEqual(nfs.find_key("FDSTOREREMOVE", since=since), [], nfs.summary(since))
+        # no abort after the jump: it would free vm-b's memory
+        self.assertCtlError(w.ctl("abort"), "bad-state")
+        self.assertEqual(len([s for s in w.fake_state()["sessions"]
+                              if s["name"] == f"lu.{tag}.vm-b"]), 1)
+
+        vm = w.start_vmm("vm-b", mem_mib=4, mode="self", wait=False)
+        self.assertTrue(vm.wait_event("registered")["restore"])
+        res = vm.wait_event("restored")
+        self.assertEqual(res["verified_bytes"], 4 << 20, res)
+        self.assertTrue(res["checksum_ok"], res)
+        vm.wait_event("resumed")
+        st = w.wait_state("idle")
+        self.assertEqual(st["last_outcome"], "success", st)
         nfs.sync()
         self.assertEqual(nfs.stored_names(), [], nfs.summary())
         self.assertNothingPending()
