@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libkmod.h>
+#include <stdarg.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +21,11 @@ static void kmod_unrefp(struct kmod_ctx **ctx)
 static void kmod_list_freep(struct kmod_list **l)
 {
 	kmod_module_unref_list(*l);
+}
+
+static void kmod_quiet(void *data, int priority, const char *file, int line, const char *fn,
+		       const char *format, va_list args)
+{
 }
 
 /* A module compiled in but listed nowhere (no modules dir on a minimal guest). */
@@ -45,8 +51,14 @@ static int load_one(struct kmod_ctx *ctx, const char *name)
 
 	kmod_list_foreach(l, list) {
 		struct kmod_module *mod = kmod_module_get_module(l);
+		int state = kmod_module_get_initstate(mod);
 
-		r = kmod_module_probe_insert_module(mod, KMOD_PROBE_IGNORE_LOADED, NULL, NULL, NULL, NULL);
+		/* built in, or already there: nothing to load */
+		if (state == KMOD_MODULE_BUILTIN || state == KMOD_MODULE_LIVE)
+			r = 0;
+		else
+			r = kmod_module_probe_insert_module(mod, KMOD_PROBE_IGNORE_LOADED, NULL, NULL,
+							    NULL, NULL);
 		kmod_module_unref(mod);
 		/* one alias target loading is enough */
 		if (r == 0)
@@ -65,6 +77,8 @@ int modules_load(const char *modules_dir, char *const *names, size_t n, const ch
 	ctx = kmod_new(modules_dir, NULL);
 	if (!ctx)
 		return -ENOMEM;
+	/* library code does not log: the caller reports the errno it gets */
+	kmod_set_log_fn(ctx, kmod_quiet, NULL);
 	(void)kmod_load_resources(ctx);
 
 	for (size_t i = 0; i < n; i++) {
