@@ -532,18 +532,6 @@ static void reboot_now(Manager *m)
 	manager_abort(m, CONTROL_ERROR_REBOOT_FAILED, r, "The kernel refused the kexec: %m");
 }
 
-static bool all_vmms_in(Manager *m, VmmState s)
-{
-	for (size_t i = 0; i < m->n_vmms; i++) {
-		Vmm *v = m->vmms[i];
-
-		if (v->vm_id[0] && v->state != VMM_REGISTERED && v->state != VMM_RELEASED && v->state != s)
-			return false;
-		/* a VMM that registered but was never asked is part of no update */
-	}
-	return true;
-}
-
 static bool any_vmm_in(Manager *m, VmmState s)
 {
 	return manager_count_vmms(m, s) > 0;
@@ -558,7 +546,7 @@ void manager_update_progress(Manager *m)
 
 	switch (m->state) {
 	case UPDATE_PREPARING:
-		if (any_vmm_in(m, VMM_PREPARING) || !all_vmms_in(m, VMM_PREPARED))
+		if (any_vmm_in(m, VMM_PREPARING))
 			return;
 		disarm_timer(m);
 		now = manager_now();

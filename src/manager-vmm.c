@@ -67,6 +67,8 @@ void vmm_remove(Vmm *v)
 {
 	Manager *m = v->manager;
 
+	if (v->vm_id[0])
+		m->n_in_state[v->state]--;
 	vmm_disconnect(v);
 	vmm_drop_session(v);
 	for (size_t i = 0; i < m->n_vmms; i++)
@@ -82,6 +84,10 @@ void vmm_set_state(Vmm *v, VmmState s)
 	if (v->state == s)
 		return;
 	log_debug("VMM %s: %s -> %s", v->vm_id, vmm_state_to_string(v->state), vmm_state_to_string(s));
+	if (v->vm_id[0]) {
+		v->manager->n_in_state[v->state]--;
+		v->manager->n_in_state[s]++;
+	}
 	v->state = s;
 	if (v->vm_id[0])
 		manager_emit_vmm(v->manager, v);
@@ -97,11 +103,14 @@ Vmm *manager_find_vmm(Manager *m, const char *vm_id)
 
 size_t manager_count_vmms(Manager *m, VmmState s)
 {
-	size_t n = 0;
+	return m->n_in_state[s];
+}
 
-	for (size_t i = 0; i < m->n_vmms; i++)
-		n += m->vmms[i]->vm_id[0] && m->vmms[i]->state == s;
-	return n;
+/* From HELLO on, a VMM counts in its state. */
+static void vmm_set_id(Vmm *v, const char *vm_id)
+{
+	strcpy(v->vm_id, vm_id);
+	v->manager->n_in_state[v->state]++;
 }
 
 int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, Vmm **ret)
@@ -110,12 +119,12 @@ int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, 
 
 	if (!v)
 		return -ENOMEM;
-	strcpy(v->vm_id, mvm->vm_id);
+	v->state = VMM_AWAITING;
+	vmm_set_id(v, mvm->vm_id);
 	strcpy(v->session_name, mvm->session);
 	v->cred.uid = mvm->uid;
 	v->cred.pid = 0;
 	v->session_fd = session_fd;
-	v->state = VMM_AWAITING;
 	if (mvm->n_tokens > 0) {
 		v->tokens = memdup(mvm->tokens, mvm->n_tokens * sizeof(uint64_t));
 		if (!v->tokens)
@@ -260,7 +269,7 @@ static int handle_hello(Vmm *v, const struct lu_vmm_hello *hello)
 	if (m->state == UPDATE_FREEZING || m->state == UPDATE_FROZEN || m->state == UPDATE_REBOOTING)
 		return reply(v, hello->hdr.seq, -EBUSY, 0, -1), -EBUSY;
 
-	strcpy(v->vm_id, hello->vm_id);
+	vmm_set_id(v, hello->vm_id);
 	if (m->state == UPDATE_PREPARING || m->state == UPDATE_PREPARED)
 		flags |= LU_VMM_REPLY_PREPARE_PENDING;
 	r = reply(v, hello->hdr.seq, 0, flags, -1);

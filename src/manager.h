@@ -105,6 +105,8 @@ struct Manager {
 
 	Vmm **vmms;
 	size_t n_vmms;
+	/* VMMs past HELLO, per state: the barriers ask these once per message */
+	size_t n_in_state[_VMM_STATE_MAX];
 
 	int vmm_listen_fd, control_listen_fd;
 	sd_event_source *vmm_listen_source, *control_listen_source;
