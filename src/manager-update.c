@@ -265,6 +265,11 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 		return set_error(ret_code, ret_message, CONTROL_ERROR_INVALID_REQUEST, r,
 				 "Cannot build the command line: %m");
 
+	u->kernel_image = strdup(p->kernel);
+	u->initrd = p->initrd ? strdup(p->initrd) : NULL;
+	if (!u->kernel_image || (p->initrd && !u->initrd))
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, -ENOMEM, "Out of memory");
+
 	r = kexec_load(kfd, ifd, u->cmdline);
 	if (r == -ENOEXEC || r == -EKEYREJECTED || r == -EBADMSG)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
@@ -272,11 +277,6 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KEXEC_LOAD, r,
 				 "kexec_file_load of %s failed: %m", p->kernel);
-
-	u->kernel_image = strdup(p->kernel);
-	u->initrd = p->initrd ? strdup(p->initrd) : NULL;
-	if (!u->kernel_image || (p->initrd && !u->initrd))
-		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, -ENOMEM, "Out of memory");
 	return 0;
 }
 
