@@ -12,6 +12,8 @@
  *   manager-control.c  the JSON API server
  *   manager-update.c   prepare, commit, the freeze barrier, abort
  *   manager-restore.c  after the kexec: hand sessions back, finish them
+ *   manager-report.c   status, VMM list, reports
+ *   manager-held.c     sessions a previous instance left in the fd store
  */
 
 #include <json-c/json.h>

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/*
+ * What the daemon tells about itself: the status, the VMM list, the report
+ * of the update in flight or the last one, and the outcome of an update
+ * when it ends (kept in memory and in <state>/last-report.json).
+ */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "pci.h"
+
+void manager_finish_report(Manager *m, ReportOutcome outcome)
+{
+	Update *u = m->update;
+	json_object *event, *error = NULL;
+	char path[4096];
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+		ReportVm *rv;
+
+		if (!v->vm_id[0] || !(v->freeze_requested_us || v->state == VMM_RELEASED))
+			continue;
+		rv = report_vm(u->report, v->vm_id);
+		if (!rv)
+			continue;
+		rv->fds = (unsigned)v->n_tokens ?: rv->fds;
+		rv->freeze_requested_us = v->freeze_requested_us ?: rv->freeze_requested_us;
+		rv->frozen_us = v->frozen_us ?: rv->frozen_us;
+		if (v->state == VMM_RELEASED)
+			rv->outcome = REPORT_VM_RELEASED;
+	}
+	u->report->outcome = outcome;
+	json_object_put(m->last_report);
+	m->last_report = report_to_json(u->report);
+
+	snprintf(path, sizeof(path), "%s/last-report.json", m->config.state_dir);
+	if (json_object_to_file_ext(path, m->last_report, JSON_C_TO_STRING_PLAIN) < 0)
+		log_debug("Cannot save %s", path);
+
+	event = control_event_new("outcome");
+	json_object_object_add(event, "update_id", json_object_new_string(u->id));
+	json_object_object_add(event, "outcome", json_object_new_string(report_outcome_to_string(outcome)));
+	if (u->report->error_code) {
+		error = json_object_new_object();
+		json_object_object_add(error, "code", json_object_new_string(u->report->error_code));
+		json_object_object_add(error, "message", json_object_new_string(u->report->error_message ?: ""));
+	}
+	json_object_object_add(event, "error", error);
+	manager_emit(m, event);
+	log_info("Update %s: %s%s%s", u->id, report_outcome_to_string(outcome),
+		 u->report->error_message ? ": " : "", u->report->error_message ?: "");
+}
+
+json_object *manager_status_json(Manager *m)
+{
+	json_object *o = json_object_new_object(), *vmms = json_object_new_object(), *kernel = NULL,
+		    *devices = json_object_new_array(), *outcome = NULL;
+	_cleanup_free_ PciDevice *devs = NULL;
+	size_t n_devs = 0;
+
+	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
+	json_object_object_add(o, "state", json_object_new_string(update_state_to_string(m->state)));
+	json_object_object_add(o, "update_id", m->update ? json_object_new_string(m->update->id) : NULL);
+	if (m->update && m->update->kernel_image) {
+		kernel = json_object_new_object();
+		json_object_object_add(kernel, "image", json_object_new_string(m->update->kernel_image));
+		json_object_object_add(kernel, "initrd",
+				       m->update->initrd ? json_object_new_string(m->update->initrd) : NULL);
+		json_object_object_add(kernel, "cmdline", json_object_new_string(m->update->cmdline));
+	}
+	json_object_object_add(o, "kernel", kernel);
+
+	json_object_object_add(vmms, "total", json_object_new_int((int)m->n_vmms));
+	for (VmmState s = 0; s < _VMM_STATE_MAX; s++) {
+		size_t n = manager_count_vmms(m, s);
+
+		if (n > 0)
+			json_object_object_add(vmms, vmm_state_to_string(s), json_object_new_int((int)n));
+	}
+	json_object_object_add(o, "vmms", vmms);
+
+	if (m->last_report && json_object_object_get_ex(m->last_report, "outcome", &outcome))
+		outcome = json_object_get(outcome);
+	json_object_object_add(o, "last_outcome", outcome);
+
+	if (pci_passthrough_devices(NULL, &devs, &n_devs) >= 0)
+		for (size_t i = 0; i < n_devs; i++) {
+			json_object *d = json_object_new_object();
+			char id[16];
+
+			snprintf(id, sizeof(id), "%04x:%04x", devs[i].vendor_id, devs[i].device_id);
+			json_object_object_add(d, "slot", json_object_new_string(devs[i].slot));
+			json_object_object_add(d, "id", json_object_new_string(id));
+			json_object_object_add(d, "driver", json_object_new_string(devs[i].driver));
+			json_object_object_add(d, "iommu_group", json_object_new_int(devs[i].iommu_group));
+			json_object_object_add(d, "preservable", json_object_new_boolean(false));
+			json_object_array_add(devices, d);
+		}
+	json_object_object_add(o, "devices", devices);
+	/* the update in flight, else the last one */
+	json_object_object_add(o, "report", manager_report_json(m));
+	if (m->n_held > 0)
+		json_object_object_add(o, "held_sessions", manager_held_json(m));
+	return o;
+}
+
+json_object *manager_list_json(Manager *m)
+{
+	json_object *o = json_object_new_object(), *list = json_object_new_array();
+
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+		json_object *e;
+
+		if (!v->vm_id[0])
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "vm_id", json_object_new_string(v->vm_id));
+		json_object_object_add(e, "state", json_object_new_string(vmm_state_to_string(v->state)));
+		json_object_object_add(e, "connected", json_object_new_boolean(v->fd >= 0));
+		json_object_object_add(e, "pid", v->fd >= 0 ? json_object_new_int(v->cred.pid) : NULL);
+		json_object_object_add(e, "uid", json_object_new_int64(v->cred.uid));
+		json_object_object_add(e, "fds", json_object_new_int((int)v->n_tokens));
+		json_object_object_add(e, "session", v->session_fd >= 0 ? json_object_new_string(v->session_name) : NULL);
+		json_object_array_add(list, e);
+	}
+	json_object_object_add(o, "vmms", list);
+	return o;
+}
+
+json_object *manager_report_json(Manager *m)
+{
+	if (m->update)
+		return report_to_json(m->update->report);
+	return m->last_report ? json_object_get(m->last_report) : NULL;
+}
