@@ -64,9 +64,15 @@ struct lu_vmm *lu_vmm_free(struct lu_vmm *vmm);
 int lu_vmm_get_fd(const struct lu_vmm *vmm);
 const char *lu_vmm_get_vm_id(const struct lu_vmm *vmm);
 
-/* Read what the daemon sent. Never blocks unless the socket was made blocking. */
+/*
+ * The next thing the daemon asked for, without blocking. Returns the event
+ * type (positive), 0 when there is none (ret->type is LU_VMM_EVENT_NONE),
+ * or a negative errno. Call it until it returns 0 before polling again:
+ * events that arrived while a request waited for its reply are queued
+ * inside the library and do not make the fd readable.
+ */
 int lu_vmm_next_event(struct lu_vmm *vmm, struct lu_vmm_event *ret);
-/* Block up to timeout_ms (-1: forever) for the next event. */
+/* Block up to timeout_ms (-1: forever) for the next event; 0 when the time ran out. */
 int lu_vmm_wait_event(struct lu_vmm *vmm, int timeout_ms, struct lu_vmm_event *ret);
 
 /* During PREPARE: hand fd to the daemon, which preserves it under token. */
