@@ -31,6 +31,31 @@ os.setuid(65534)
 control, vmm = sys.argv[1], sys.argv[2]
 out = {"uid": os.getuid(), "gid": os.getgid()}
 
+def drain(sock, size, prefix):
+    """Everything the daemon sends until it hangs up. A peer that closes
+    with our request unread makes the first recv() fail with ECONNRESET
+    (the kernel reports sk_err before the queue); what it sent before
+    closing is still queued behind that."""
+    chunks, resets = [], 0
+    while True:
+        try:
+            chunk = sock.recv(size)
+        except ConnectionResetError:
+            resets += 1
+            if resets > 3:
+                break
+            continue
+        except OSError as e:
+            out[prefix + "_recv_error"] = e.errno
+            break
+        if not chunk:
+            out[prefix + "_eof"] = True
+            break
+        chunks.append(chunk)
+    out[prefix + "_resets"] = resets
+    return chunks
+
+
 c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 c.settimeout(10)
 c.connect(control)
@@ -38,23 +63,7 @@ try:
     c.sendall(b'{"api":1,"id":1,"method":"status"}\n')
 except OSError as e:
     out["control_send_error"] = e.errno
-data = b""
-resets = 0
-while True:
-    try:
-        chunk = c.recv(65536)
-    except ConnectionResetError:
-        resets += 1
-        if resets > 3:
-            break
-        continue
-    except OSError as e:
-        out["control_recv_error"] = e.errno
-        break
-    if not chunk:
-        out["control_eof"] = True
-        break
-    data += chunk
+data = b"".join(drain(c, 65536, "control"))
 out["control_lines"] = [json.loads(l) for l in data.splitlines() if l.strip()]
 
 v = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -65,28 +74,8 @@ try:
     v.send(hello)
 except OSError as e:
     out["vmm_send_error"] = e.errno
-packets = []
-resets = 0
-# A peer that closes with our HELLO unread makes the first recv() fail with
-# ECONNRESET (the kernel reports sk_err before the queue); what the daemon
-# sent before closing is still queued behind it.
-while True:
-    try:
-        p = v.recv(4096)
-    except ConnectionResetError:
-        resets += 1
-        if resets > 3:
-            break
-        continue
-    except OSError as e:
-        out["vmm_recv_error"] = e.errno
-        break
-    if not p:
-        out["vmm_eof"] = True
-        break
-    packets.append(list(struct.unpack("<IIiI", p[:16])) if len(p) >= 16 else p.hex())
-out["vmm_resets"] = resets
-out["vmm_packets"] = packets
+out["vmm_packets"] = [list(struct.unpack("<IIiI", p[:16])) if len(p) >= 16 else p.hex()
+                      for p in drain(v, 4096, "vmm")]
 print(json.dumps(out))
 '''
 
