@@ -85,6 +85,34 @@ class TestVmmNeverReturns(harness.WorldTestCase):
         v = w.start_vmm("vm-gone", mem_mib=1)
         self.assertFalse(v.find("registered")[0]["restore"])
 
+    def test_restore_timeout_releases_absent_vm(self):
+        """With --restore-timeout the daemon lets an absent VM's memory go by
+        itself, and not before the timeout."""
+        w = self.world
+        w.start_daemon()
+        w.start_vmm("vm-a", mem_mib=4)
+        w.start_vmm("vm-gone", mem_mib=4)
+        boot = w.fake_state()["boot"]
+        self.assertCtlOk(w.ctl("prepare", w.make_kernel_image()))
+        self.assertCtlOk(w.ctl("commit"))
+
+        new = w.simulate_reboot(boot, restart_vmms=["vm-a"],
+                                daemon_args=["--restore-timeout", "2"])
+        new["vm-a"].wait_event("resumed")
+        # vm-a is done well inside the timeout; vm-gone still holds its memory
+        st = w.status()
+        self.assertEqual(st["vmms"].get("awaiting"), 1, st)
+        self.assertTrue([s for s in w.fake_state()["sessions"] if s["name"].endswith(".vm-gone")])
+
+        st = w.wait_state("idle", timeout=10)
+        self.assertEqual(st["last_outcome"], "failed", st)
+        rep = w.report()
+        vms = self.report_vmms(rep)
+        self.assertEqual(vms["vm-gone"]["outcome"], "released", rep)
+        self.assertEqual(vms["vm-a"]["outcome"], "resumed", rep)
+        self.assertIn("did not come back within 2 s", w.daemon.stderr_text())
+        self.assertNothingPending()
+
 
 if __name__ == "__main__":
     harness.main()
