@@ -9,6 +9,7 @@ Needs root (to drop to another uid); skipped otherwise.
 """
 
 import errno
+import grp
 import json
 import os
 import stat
@@ -19,6 +20,7 @@ import unittest
 import harness
 
 NOBODY = 65534
+OTHER_GID = 100  # "users": a gid that is not the configured group
 
 # Run as uid/gid 65534 (setuid before connecting): talk to both sockets, print what came back as JSON.
 CHILD = r'''
@@ -157,6 +159,53 @@ class TestUnauthorisedPeer(harness.WorldTestCase):
                     f"refvmm as uid {NOBODY} should report EACCES from the daemon's refusal, "
                     f"got: {events[0]['message']!r} (libvmm's wait_for() drops the seq-0 REPLY "
                     f"the daemon sends from manager_vmm_accept())")
+
+
+class TestConfiguredGroup(harness.WorldTestCase):
+    """--group GROUP lets its members in, by primary or supplementary gid."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to run a peer as another uid")
+        super().setUp()
+        w = self.world
+        self.group = grp.getgrgid(NOBODY).gr_name
+        w.start_daemon("--group", self.group)
+        for d in (w.dir, w.runtime_dir):
+            os.chmod(d, 0o755)
+        for sock in (w.control_socket, w.vmm_socket):
+            os.chmod(sock, 0o666)
+
+    def test_primary_group(self):
+        w = self.world
+        r = w.ctl("status", user=NOBODY)
+        self.assertEqual(r.rc, 0, str(r))
+        self.assertEqual(r.json["state"], "idle", str(r))
+
+    def test_supplementary_group(self):
+        w = self.world
+        argv = [w.bin["ctl"], "--json", "status"]
+        cp = subprocess.run(argv, env=w.c_env(), capture_output=True, timeout=harness.TIMEOUT,
+                            user=NOBODY, group=OTHER_GID, extra_groups=[NOBODY])
+        self.assertEqual(cp.returncode, 0, cp.stderr.decode())
+        # and without the group, the same uid is refused
+        cp = subprocess.run(argv, env=w.c_env(), capture_output=True, timeout=harness.TIMEOUT,
+                            user=NOBODY, group=OTHER_GID, extra_groups=[])
+        self.assertEqual(cp.returncode, harness.CTL_PERMISSION, cp.stderr.decode())
+
+    def test_vmm_of_the_group_registers(self):
+        w = self.world
+        p = subprocess.Popen([w.bin["refvmm"], "--vm-id", "vm-nobody", "--socket", w.vmm_socket,
+                              "--mem-mib", "1"], env=w.c_env(), user=NOBODY, group=NOBODY,
+                             extra_groups=[], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = p.stdout.readline()
+            self.assertEqual(json.loads(line)["event"], "registered", line)
+            lst = w.vmm_list()
+            self.assertEqual(lst["vm-nobody"]["uid"], NOBODY, lst)
+        finally:
+            p.terminate()
+            p.communicate(timeout=harness.TIMEOUT)
 
 
 if __name__ == "__main__":
