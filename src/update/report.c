@@ -34,16 +34,6 @@ const char *report_outcome_to_string(ReportOutcome o)
 	return o < _REPORT_OUTCOME_MAX ? outcome_table[o] : NULL;
 }
 
-const char *report_phase_to_string(ReportPhase p)
-{
-	return p < _REPORT_PHASE_MAX ? phase_table[p] : NULL;
-}
-
-const char *report_vm_outcome_to_string(ReportVmOutcome o)
-{
-	return o < _REPORT_VM_OUTCOME_MAX ? vm_outcome_table[o] : NULL;
-}
-
 Report *report_new(const char *update_id)
 {
 	Report *r = calloc(1, sizeof(*r));

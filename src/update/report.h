@@ -78,5 +78,3 @@ usec_t report_blackout_us(const Report *r);
 
 json_object *report_to_json(const Report *r);
 const char *report_outcome_to_string(ReportOutcome o);
-const char *report_phase_to_string(ReportPhase p);
-const char *report_vm_outcome_to_string(ReportVmOutcome o);

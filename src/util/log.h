@@ -14,7 +14,6 @@
 #include "macro.h"
 
 void log_set_max_level(int level);
-int log_get_max_level(void);
 void log_set_prefix(const char *prefix);
 
 /* Returns -abs(error) when error != 0, so callers can write return log_..._errno(r, ...). */

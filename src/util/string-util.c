@@ -37,16 +37,6 @@ bool update_id_valid(const char *id)
 	return id_valid(id, LU_UPDATE_ID_MAX);
 }
 
-int strscpy_checked(char *dst, const char *src, size_t n)
-{
-	size_t l = strlen(src);
-
-	if (l >= n)
-		return -ENAMETOOLONG;
-	memcpy(dst, src, l + 1);
-	return 0;
-}
-
 int string_table_lookup(const char *const *table, size_t n, const char *s)
 {
 	if (!s)

@@ -8,8 +8,6 @@
 bool vm_id_valid(const char *id);
 /* Same alphabet for update ids, up to LU_UPDATE_ID_MAX. */
 bool update_id_valid(const char *id);
-/* Copy src into a fixed buffer of size n, NUL-terminated; -ENAMETOOLONG if it does not fit. */
-int strscpy_checked(char *dst, const char *src, size_t n);
 /* Index of s in a table of names (NULL holes allowed), or -EINVAL. */
 int string_table_lookup(const char *const *table, size_t n, const char *s);
 /* Name of an errno value ("EBUSY"), or NULL. */

@@ -94,6 +94,21 @@ class SystemdTestCase(harness.WorldTestCase):
             self.assertEqual(s["incoming"], not outgoing, s)
         return fk
 
+    def reboot_under_new_manager(self, fs: fake_systemd.FakeSystemd, boot: int,
+                                 **kw) -> tuple[dict, fake_systemd.FakeSystemd]:
+        """The simulated kexec, with the new daemon under a new PID 1: an
+        empty fd store and fresh sockets. Returns the new VMMs and manager."""
+        boots: list[fake_systemd.FakeSystemd] = []
+
+        def boot_service(args: list[str]) -> None:
+            fs.close()
+            nfs = self.start_manager("systemd-boot1")
+            boots.append(nfs)
+            self.start_service(nfs, *args)
+
+        new = self.world.simulate_reboot(boot, start_daemon=boot_service, **kw)
+        return new, boots[0]
+
     def allow_hangup(self, vm_ids: list[str]) -> None:
         """The daemon goes away under these VMMs: the refvmm exits 4 then."""
         for vm_id in vm_ids:
@@ -258,17 +273,7 @@ class SystemdTestCase(harness.WorldTestCase):
         self.assertStoredSessions(fs, since, tag, vm_ids)
         self.assertCtlOk(w.ctl("commit"))
 
-        # a new boot: a new PID 1, with an empty fd store and fresh sockets
-        new_fs: list[fake_systemd.FakeSystemd] = []
-
-        def boot_service(args: list[str]) -> None:
-            fs.close()
-            nfs = self.start_manager("systemd-boot1")
-            new_fs.append(nfs)
-            self.start_service(nfs, *args)
-
-        new = w.simulate_reboot(boot, start_daemon=boot_service)
-        nfs = new_fs[0]
+        new, nfs = self.reboot_under_new_manager(fs, boot)
         for vm_id in vm_ids:
             new[vm_id].wait_event("resumed")
         st = w.wait_state("idle")
@@ -304,17 +309,8 @@ class SystemdTestCase(harness.WorldTestCase):
         tag = prep["update_id"].rsplit("-", 1)[1]
         self.assertCtlOk(w.ctl("commit"))
 
-        boots: list[fake_systemd.FakeSystemd] = []
-
-        def boot_service(args: list[str]) -> None:
-            fs.close()
-            nfs = self.start_manager("systemd-boot1")
-            boots.append(nfs)
-            self.start_service(nfs, *args)
-
         # only vm-a comes back before the crash
-        new = w.simulate_reboot(boot, restart_vmms=["vm-a"], start_daemon=boot_service)
-        nfs = boots[0]
+        new, nfs = self.reboot_under_new_manager(fs, boot, restart_vmms=["vm-a"])
         new["vm-a"].wait_event("resumed")
         nfs.wait_for(lambda r: r.is_("FDSTOREREMOVE") and r.get("FDNAME") == f"lu.{tag}.vm-a",
                      what="vm-a's session finished and dropped from the store")
