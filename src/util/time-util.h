@@ -7,6 +7,7 @@
 typedef uint64_t usec_t;
 
 #define USEC_PER_SEC 1000000ULL
+#define NSEC_PER_SEC 1000000000ULL
 #define USEC_PER_MSEC 1000ULL
 #define NSEC_PER_USEC 1000ULL
 
