@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "handover-clock.h"
 #include "log.h"
 #include "manager.h"
 
@@ -182,6 +183,8 @@ int main(int argc, char *argv[])
 	};
 	int r;
 
+	/* First of all: after a kexec, the clock's first stamp ends the reboot in the report. */
+	(void)handover_clock_init();
 	log_set_prefix("liveupdated");
 	r = parse_argv(argc, argv, &config);
 	if (r <= 0)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "handover-clock.h"
 #include "handover.h"
 #include "kexec.h"
 #include "log.h"
@@ -458,6 +459,7 @@ int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, ch
 	}
 
 	/* The blackout starts here: FREEZE to every VMM at once, no waiting in between. */
+	(void)handover_clock_now(&u->freeze_requested_tsc);
 	now = manager_now();
 	u->freeze_requested_us = now;
 	report_phase_start(u->report, REPORT_PHASE_FREEZE, now);
@@ -483,7 +485,8 @@ static void write_commit_record(Manager *m)
 	Manifest *man = u->manifest;
 	_cleanup_free_ char *buf = NULL;
 	_cleanup_free_ usec_t *frozen = NULL;
-	CommitRecord rec = { .freeze_requested_us = u->freeze_requested_us, .frozen_us = u->frozen_us };
+	CommitRecord rec = { .freeze_requested_us = u->freeze_requested_us, .frozen_us = u->frozen_us,
+			     .freeze_requested_tsc = u->freeze_requested_tsc, .frozen_tsc = u->frozen_tsc };
 	int len;
 
 	buf = calloc(1, u->record_capacity);
@@ -499,6 +502,7 @@ static void write_commit_record(Manager *m)
 	rec.vm_frozen_us = frozen;
 	rec.n_vms = man->n_vms;
 	rec.reboot_us = manager_now();
+	(void)handover_clock_now(&rec.reboot_tsc);
 
 	len = commit_record_to_json(&rec, buf, u->record_capacity);
 	if (len < 0 || pwrite(u->record_fd, buf, (size_t)len, 0) != len)
@@ -512,7 +516,6 @@ static void reboot_now(Manager *m)
 	usec_t now;
 	int r;
 
-	write_commit_record(m);
 	now = manager_now();
 	report_phase_end(u->report, REPORT_PHASE_FREEZE, now);
 	report_phase_start(u->report, REPORT_PHASE_REBOOT, now);
@@ -526,6 +529,8 @@ static void reboot_now(Manager *m)
 
 	log_info("All %zu VMMs frozen in %llu us; jumping into the new kernel", u->manifest->n_vms,
 		 (unsigned long long)(u->frozen_us - u->freeze_requested_us));
+	/* last: its reboot stamp is the closest we get to the jump */
+	write_commit_record(m);
 	r = kexec_reboot();
 	/* Still here: the kernel rolled the freeze back and refused. */
 	manager_abort(m, CONTROL_ERROR_REBOOT_FAILED, r, "The kernel refused the kexec: %m");
@@ -564,6 +569,7 @@ void manager_update_progress(Manager *m)
 	case UPDATE_FREEZING:
 		if (any_vmm_in(m, VMM_FREEZING))
 			return;
+		(void)handover_clock_now(&u->frozen_tsc);
 		disarm_timer(m);
 		u->frozen_us = manager_now();
 		(void)manager_set_state(m, UPDATE_EVENT_ALL_FROZEN);

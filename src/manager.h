@@ -95,6 +95,7 @@ typedef struct Update {
 	Report *report;
 	sd_event_source *timer; /* the deadline of the current phase */
 	usec_t freeze_requested_us, frozen_us;
+	uint64_t freeze_requested_tsc, frozen_tsc; /* handover clock ticks, 0: none */
 } Update;
 
 struct Manager {

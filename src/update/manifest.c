@@ -217,15 +217,18 @@ static int get_string_dup(json_object *o, const char *key, bool nullable, size_t
 	return *ret ? 0 : -ENOMEM;
 }
 
-static int check_format(json_object *o, const char *format)
+/* Returns the version, from min to max, or a negative errno. */
+static int check_format(json_object *o, const char *format, int min, int max)
 {
 	json_object *f = member(o, "format", json_type_string), *v = member(o, "version", json_type_int);
+	int64_t version;
 
 	if (!f || strcmp(json_object_get_string(f), format) != 0 || !v)
 		return -EBADMSG;
-	if (json_object_get_int64(v) != MANIFEST_VERSION)
+	version = json_object_get_int64(v);
+	if (version < min || version > max)
 		return -EPROTONOSUPPORT;
-	return 0;
+	return (int)version;
 }
 
 static json_object *parse(const char *buf, size_t len)
@@ -301,7 +304,7 @@ int manifest_from_json(const char *buf, size_t len, Manifest **ret)
 
 	if (!o)
 		return -EBADMSG;
-	r = check_format(o, MANIFEST_FORMAT);
+	r = check_format(o, MANIFEST_FORMAT, MANIFEST_VERSION, MANIFEST_VERSION);
 	if (r < 0)
 		return r;
 
@@ -368,9 +371,12 @@ int commit_record_to_json(const CommitRecord *r, char *buf, size_t size)
 	n = snprintf(buf, size,
 		     "{\"format\":\"" COMMIT_RECORD_FORMAT "\",\"version\":%d,\"update_id\":\"%s\","
 		     "\"freeze_requested_us\":%llu,\"frozen_us\":%llu,\"reboot_us\":%llu,"
+		     "\"freeze_requested_tsc\":%llu,\"frozen_tsc\":%llu,\"reboot_tsc\":%llu,"
 		     "\"vm_frozen_us\":[",
-		     MANIFEST_VERSION, r->update_id, (unsigned long long)r->freeze_requested_us,
-		     (unsigned long long)r->frozen_us, (unsigned long long)r->reboot_us);
+		     COMMIT_RECORD_VERSION, r->update_id, (unsigned long long)r->freeze_requested_us,
+		     (unsigned long long)r->frozen_us, (unsigned long long)r->reboot_us,
+		     (unsigned long long)r->freeze_requested_tsc, (unsigned long long)r->frozen_tsc,
+		     (unsigned long long)r->reboot_tsc);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOBUFS;
 	off = (size_t)n;
@@ -393,13 +399,13 @@ int commit_record_from_json(const char *buf, size_t len, const Manifest *m, Comm
 	_cleanup_json_ json_object *o = parse(buf, len);
 	_cleanup_(commit_record_freep) CommitRecord *r = NULL;
 	json_object *frozen;
-	int k;
+	int version;
 
 	if (!o)
 		return -EBADMSG;
-	k = check_format(o, COMMIT_RECORD_FORMAT);
-	if (k < 0)
-		return k;
+	version = check_format(o, COMMIT_RECORD_FORMAT, 1, COMMIT_RECORD_VERSION);
+	if (version < 0)
+		return version;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -408,6 +414,11 @@ int commit_record_from_json(const char *buf, size_t len, const Manifest *m, Comm
 		return -EBADMSG;
 	if (get_u64(o, "freeze_requested_us", &r->freeze_requested_us) < 0 ||
 	    get_u64(o, "frozen_us", &r->frozen_us) < 0 || get_u64(o, "reboot_us", &r->reboot_us) < 0)
+		return -EBADMSG;
+	/* version 1 had no TSC stamps: they stay 0, unknown */
+	if (version >= 2 && (get_u64(o, "freeze_requested_tsc", &r->freeze_requested_tsc) < 0 ||
+			     get_u64(o, "frozen_tsc", &r->frozen_tsc) < 0 ||
+			     get_u64(o, "reboot_tsc", &r->reboot_tsc) < 0))
 		return -EBADMSG;
 
 	frozen = member(o, "vm_frozen_us", json_type_array);

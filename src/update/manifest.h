@@ -8,10 +8,12 @@
  * VMM is frozen. A second, fixed-size memfd (COMMIT_RECORD_TOKEN) takes the
  * few timestamps of the blackout, written in place after the last VMM
  * froze, so nothing of size N is serialized inside the blackout except N
- * numbers.
+ * numbers. Since version 2 it also carries raw TSC stamps (handover-clock.h),
+ * the only clock whose differences mean something across the kexec.
  *
  * Both are versioned. The reader trusts nothing: every field is checked and
- * an unknown version is refused with -EPROTONOSUPPORT.
+ * an unknown version is refused with -EPROTONOSUPPORT. A version 1 commit
+ * record (no TSC stamps) is still read: its writer may be an older daemon.
  */
 
 #include <stdint.h>
@@ -24,6 +26,7 @@
 #include "time-util.h"
 
 #define MANIFEST_VERSION 1
+#define COMMIT_RECORD_VERSION 2
 #define MANIFEST_SESSION_NAME "liveupdated"
 #define MANIFEST_TOKEN 1
 #define COMMIT_RECORD_TOKEN 2
@@ -55,6 +58,8 @@ typedef struct Manifest {
 typedef struct CommitRecord {
 	char update_id[LU_UPDATE_ID_MAX + 1];
 	usec_t freeze_requested_us, frozen_us, reboot_us; /* CLOCK_REALTIME */
+	/* TSC ticks: FREEZE sent to all, the last FROZEN, just before reboot(); 0: unknown */
+	uint64_t freeze_requested_tsc, frozen_tsc, reboot_tsc;
 	usec_t *vm_frozen_us; /* in manifest order */
 	size_t n_vms;
 } CommitRecord;

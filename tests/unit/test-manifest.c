@@ -122,7 +122,8 @@ static void test_commit_record(void **state)
 	_cleanup_(commit_record_freep) CommitRecord *back = NULL;
 	usec_t frozen[] = { 111, 222 };
 	CommitRecord r = { .freeze_requested_us = 100, .frozen_us = 250, .reboot_us = 300,
-			   .vm_frozen_us = frozen, .n_vms = 2 };
+			   .freeze_requested_tsc = 1000000, .frozen_tsc = 2000000,
+			   .reboot_tsc = UINT64_MAX, .vm_frozen_us = frozen, .n_vms = 2 };
 	size_t cap = commit_record_capacity(2);
 	char buf[8192];
 	int len;
@@ -134,6 +135,10 @@ static void test_commit_record(void **state)
 	assert_int_equal(commit_record_from_json(buf, (size_t)len, m, &back), 0);
 	assert_int_equal(back->frozen_us, 250);
 	assert_int_equal(back->vm_frozen_us[1], 222);
+	assert_int_equal(back->freeze_requested_tsc, 1000000);
+	assert_int_equal(back->frozen_tsc, 2000000);
+	/* a u64 stamp survives exactly */
+	assert_true(back->reboot_tsc == UINT64_MAX);
 
 	/* the capacity really holds a thousand VMs' worth of the largest numbers */
 	{
@@ -141,7 +146,8 @@ static void test_commit_record(void **state)
 		_cleanup_free_ usec_t *big = calloc(n, sizeof(usec_t));
 		_cleanup_free_ char *b = malloc(commit_record_capacity(n));
 		CommitRecord rb = { .freeze_requested_us = UINT64_MAX, .frozen_us = UINT64_MAX,
-				    .reboot_us = UINT64_MAX, .n_vms = n };
+				    .reboot_us = UINT64_MAX, .freeze_requested_tsc = UINT64_MAX,
+				    .frozen_tsc = UINT64_MAX, .reboot_tsc = UINT64_MAX, .n_vms = n };
 
 		for (size_t i = 0; i < n; i++)
 			big[i] = UINT64_MAX;
@@ -162,6 +168,65 @@ static void test_commit_record(void **state)
 	r.n_vms = 1;
 	len = commit_record_to_json(&r, buf, cap);
 	assert_int_equal(commit_record_from_json(buf, (size_t)len, m, &back), -EBADMSG);
+}
+
+/* Replace from with to in a commit record and parse it. */
+static int parse_record_edited(const char *json, const Manifest *m, const char *from, const char *to,
+			       CommitRecord **ret)
+{
+	char buf[8192];
+	const char *p = strstr(json, from);
+
+	assert_non_null(p);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - json), json, to, p + strlen(from));
+	return commit_record_from_json(buf, strlen(buf), m, ret);
+}
+
+static void test_commit_record_versions(void **state)
+{
+	_cleanup_(manifest_freep) Manifest *m = sample();
+	_cleanup_(commit_record_freep) CommitRecord *back = NULL;
+	usec_t frozen[] = { 111, 222 };
+	CommitRecord r = { .freeze_requested_us = 100, .frozen_us = 250, .reboot_us = 300,
+			   .freeze_requested_tsc = 5, .frozen_tsc = 6, .reboot_tsc = 7,
+			   .vm_frozen_us = frozen, .n_vms = 2 };
+	char buf[8192], v1[8192];
+	int len;
+
+	strcpy(r.update_id, m->update_id);
+	len = commit_record_to_json(&r, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_non_null(strstr(buf, "\"version\":2,"));
+
+	/* version 1, as an older daemon wrote it: no TSC stamps, which stay unknown */
+	snprintf(v1, sizeof(v1), "%s", buf);
+	{
+		char *p = strstr(v1, ",\"freeze_requested_tsc\"");
+		char *q = strstr(v1, ",\"vm_frozen_us\"");
+
+		assert_non_null(p);
+		assert_non_null(q);
+		memmove(p, q, strlen(q) + 1);
+	}
+	assert_int_equal(parse_record_edited(v1, m, "\"version\":2", "\"version\":1", &back), 0);
+	assert_int_equal(back->frozen_us, 250);
+	assert_int_equal(back->freeze_requested_tsc, 0);
+	assert_int_equal(back->frozen_tsc, 0);
+	assert_int_equal(back->reboot_tsc, 0);
+	back = commit_record_free(back);
+
+	/* version 2 without its stamps is broken, not old */
+	assert_int_equal(commit_record_from_json(v1, strlen(v1), m, &back), -EBADMSG);
+	assert_int_equal(parse_record_edited(buf, m, ":6,", ":-6,", &back), -EBADMSG);
+	assert_int_equal(parse_record_edited(buf, m, ":6,", ":\"6\",", &back), -EBADMSG);
+	/* versions this daemon does not know */
+	assert_int_equal(parse_record_edited(buf, m, "\"version\":2", "\"version\":3", &back),
+			 -EPROTONOSUPPORT);
+	assert_int_equal(parse_record_edited(buf, m, "\"version\":2", "\"version\":0", &back),
+			 -EPROTONOSUPPORT);
+	assert_null(back);
+	assert_int_equal(commit_record_from_json(buf, (size_t)len, m, &back), 0);
+	assert_int_equal(back->reboot_tsc, 7);
 }
 
 static void test_memfd(void **state)
@@ -209,6 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_add_vm_rules),
 		cmocka_unit_test(test_validation),  cmocka_unit_test(test_commit_record),
+		cmocka_unit_test(test_commit_record_versions),
 		cmocka_unit_test(test_memfd),       cmocka_unit_test(test_handover),
 	};
 
