@@ -245,6 +245,39 @@ static void print_phases(json_object *phases)
 	table_done(&t);
 }
 
+/* The blackout's phases on the handover clock, when the daemon had one. */
+static void print_timeline(json_object *tl)
+{
+	static const struct {
+		const char *key, *name, *what;
+	} rows[] = {
+		{ "freeze_barrier_us", "freeze barrier", "the last VMM froze" },
+		{ "kexec_boot_us", "kexec and boot", "the new kernel's daemon started" },
+		{ "restore_us", "restore", "it was ready to hand sessions back" },
+		{ "handback_us", "handback", "the last VM resumed" },
+		{ "blackout_us", "= blackout", "from the first FREEZE to the last VM resumed" },
+	};
+	Table t = TABLE_NULL(3);
+	int k = 0;
+
+	if (!json_object_is_type(tl, json_type_object))
+		return;
+	k |= table_add(&t, "BLACKOUT (TSC)") | table_add(&t, "DURATION") |
+	     table_add(&t, "ENDS WHEN");
+	for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+		char d[32];
+		int64_t us;
+
+		k |= table_add(&t, rows[i].name);
+		k |= table_add(&t, int_member(tl, rows[i].key, &us) ? format_ms(d, us) : NULL);
+		k |= table_add(&t, rows[i].what);
+	}
+	printf("\n");
+	if (k == 0)
+		table_print(&t, stdout);
+	table_done(&t);
+}
+
 static void print_report_vmms(json_object *vmms)
 {
 	size_t n = json_object_is_type(vmms, json_type_array) ? json_object_array_length(vmms) : 0;
@@ -259,12 +292,16 @@ static void print_report_vmms(json_object *vmms)
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(vmms, i);
 		char a[32], b[32];
-		int64_t fds;
+		int64_t fds, us;
 
 		k |= table_add(&t, str(v, "vm_id"));
 		k |= table_add(&t, str(v, "outcome"));
 		k |= table_add(&t, format_span(a, v, "freeze_requested_us", "frozen_us"));
-		k |= table_add(&t, format_span(b, v, "freeze_requested_us", "resumed_us"));
+		/* the TSC's figure when there is one: CLOCK_REALTIME jumps at the kexec */
+		if (int_member(v, "blackout_us", &us))
+			k |= table_add(&t, format_ms(b, us));
+		else
+			k |= table_add(&t, format_span(b, v, "freeze_requested_us", "resumed_us"));
 		k |= int_member(v, "fds", &fds) ? table_addf(&t, "%" PRId64, fds)
 						: table_add(&t, NULL);
 	}
@@ -276,9 +313,9 @@ static void print_report_vmms(json_object *vmms)
 
 void output_report(json_object *r)
 {
-	json_object *report = member(r, "report"), *err;
+	json_object *report = member(r, "report"), *err, *tl;
 	char buf[32];
-	int64_t blackout;
+	int64_t blackout, hz;
 
 	if (!json_object_is_type(report, json_type_object)) {
 		printf("No update report available.\n");
@@ -291,9 +328,18 @@ void output_report(json_object *r)
 	if (str(err, "code"))
 		printf("Error:        %s (%s)\n", or_dash(str(err, "message")), str(err, "code"));
 	print_kernel(member(report, "kernel"), "");
-	if (int_member(report, "blackout_us", &blackout))
-		printf("Blackout:     %s\n", format_ms(buf, blackout));
+	tl = member(report, "timeline");
+	if (int_member(report, "blackout_us", &blackout)) {
+		printf("Blackout:     %s", format_ms(buf, blackout));
+		if (int_member(tl, "tsc_hz", &hz))
+			printf(" (TSC, %" PRId64 ".%03" PRId64 " MHz)", hz / 1000000,
+			       hz / 1000 % 1000);
+		else
+			printf(" (CLOCK_REALTIME: only as good as the RTC across the reboot)");
+		printf("\n");
+	}
 
+	print_timeline(tl);
 	print_phases(member(report, "phases"));
 	print_report_vmms(member(report, "vmms"));
 }

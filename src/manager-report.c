@@ -6,18 +6,28 @@
  * when it ends (kept in memory and in <state>/last-report.json).
  */
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
+#include "handover-clock.h"
 #include "log.h"
 #include "manager.h"
 #include "pci.h"
 
+/* The report as JSON, its timeline converted with this process's rate as measured now. */
+static json_object *report_json(Report *r)
+{
+	if (report_has_tsc(r) && handover_clock_hz(&r->tsc.hz) < 0)
+		r->tsc.hz = 0;
+	return report_to_json(r);
+}
+
 void manager_finish_report(Manager *m, ReportOutcome outcome)
 {
 	Update *u = m->update;
-	json_object *event, *error = NULL;
+	json_object *event, *error = NULL, *blackout = NULL, *timeline = NULL;
 	char path[4096];
 
 	for (size_t i = 0; i < m->n_vmms; i++) {
@@ -37,7 +47,7 @@ void manager_finish_report(Manager *m, ReportOutcome outcome)
 	}
 	u->report->outcome = outcome;
 	json_object_put(m->last_report);
-	m->last_report = report_to_json(u->report);
+	m->last_report = report_json(u->report);
 
 	snprintf(path, sizeof(path), "%s/last-report.json", m->config.state_dir);
 	if (json_object_to_file_ext(path, m->last_report, JSON_C_TO_STRING_PLAIN) < 0)
@@ -55,6 +65,10 @@ void manager_finish_report(Manager *m, ReportOutcome outcome)
 	manager_emit(m, event);
 	log_info("Update %s: %s%s%s", u->id, report_outcome_to_string(outcome),
 		 u->report->error_message ? ": " : "", u->report->error_message ?: "");
+	json_object_object_get_ex(m->last_report, "timeline", &timeline);
+	if (json_object_object_get_ex(m->last_report, "blackout_us", &blackout) && blackout)
+		log_info("Update %s: blackout %" PRId64 " us (%s)", u->id,
+			 json_object_get_int64(blackout), timeline ? "TSC" : "CLOCK_REALTIME");
 }
 
 json_object *manager_status_json(Manager *m)
@@ -137,6 +151,6 @@ json_object *manager_list_json(Manager *m)
 json_object *manager_report_json(Manager *m)
 {
 	if (m->update)
-		return report_to_json(m->update->report);
+		return report_json(m->update->report);
 	return m->last_report ? json_object_get(m->last_report) : NULL;
 }

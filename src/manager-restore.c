@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "handover-clock.h"
 #include "handover.h"
 #include "log.h"
 #include "luo.h"
@@ -61,13 +62,24 @@ static int read_preserved_json(int session_fd, uint64_t token, char **ret, size_
 	return manifest_memfd_read(fd, MANIFEST_SIZE_MAX, ret, ret_len);
 }
 
-/* The report, rebuilt from what the previous kernel's daemon wrote down. */
-static void rebuild_report(Update *u, const CommitRecord *rec, usec_t now)
+/*
+ * The report, rebuilt from what the previous kernel's daemon wrote down.
+ * picked_up: a previous instance of ours started the restore, so our start
+ * is not where the reboot ended.
+ */
+static void rebuild_report(Update *u, const CommitRecord *rec, usec_t now, bool picked_up)
 {
 	Manifest *man = u->manifest;
 	Report *r = u->report;
 
 	(void)report_set_kernel(r, man->kernel_image, man->initrd, man->cmdline);
+	if (rec) {
+		r->tsc.freeze_requested = rec->freeze_requested_tsc;
+		r->tsc.frozen = rec->frozen_tsc;
+		r->tsc.reboot = rec->reboot_tsc;
+	}
+	if (!picked_up)
+		(void)handover_clock_start(&r->tsc.daemon_start);
 	report_phase_start(r, REPORT_PHASE_PREPARE, man->prepare_start_us);
 	report_phase_end(r, REPORT_PHASE_PREPARE, man->prepare_end_us);
 	if (rec) {
@@ -267,12 +279,14 @@ int manager_restore_incoming(Manager *m)
 			u->session_fd = -1;
 		return log_oom();
 	}
-	rebuild_report(u, rec, now);
+	rebuild_report(u, rec, now, picked_up);
 
 	m->update = TAKE_PTR(u);
 	r = restore_sessions(m, &luo_fd, m->update, picked_up);
 	if (r < 0)
 		log_error_errno(r, "Cannot set up every VM's restore: %m");
+	if (!picked_up)
+		(void)handover_clock_now(&m->update->report->tsc.restore_ready);
 	luo_fd = safe_close(luo_fd);
 
 	log_info("Restoring update %s: %zu VMM(s) to hand back", m->update->id,
@@ -293,6 +307,7 @@ int manager_restore_incoming(Manager *m)
 int manager_restore_vmm(Manager *m, Vmm *v)
 {
 	ReportVm *rv;
+	uint64_t tsc = 0;
 	int r;
 
 	if (v->state != VMM_AWAITING && v->state != VMM_RESTORED)
@@ -301,12 +316,16 @@ int manager_restore_vmm(Manager *m, Vmm *v)
 	r = vmm_send_restore(v->fd, m->update->id, v->tokens, (uint32_t)v->n_tokens, v->session_fd);
 	if (r < 0)
 		return log_warning_errno(r, "Cannot send RESTORE to VMM %s: %m", v->vm_id);
+	(void)handover_clock_now(&tsc);
 
+	/* a VMM that comes back after its restore is sent it again; the first counts */
 	if (!v->restored_us) {
 		v->restored_us = manager_now();
 		rv = report_vm(m->update->report, v->vm_id);
-		if (rv)
+		if (rv) {
 			rv->restored_us = v->restored_us;
+			rv->restore_tsc = tsc;
+		}
 	}
 	vmm_set_state(v, VMM_RESTORED);
 	manager_update_progress(m);
@@ -316,8 +335,11 @@ int manager_restore_vmm(Manager *m, Vmm *v)
 int manager_vmm_resumed(Manager *m, Vmm *v)
 {
 	ReportVm *rv;
+	uint64_t tsc = 0;
 	int r;
 
+	/* the VM runs from here; finishing its session is the daemon's business */
+	(void)handover_clock_now(&tsc);
 	r = luo_finish(v->session_fd);
 	if (r < 0)
 		return log_warning_errno(r, "Cannot finish the session of VMM %s: %m", v->vm_id);
@@ -326,6 +348,7 @@ int manager_vmm_resumed(Manager *m, Vmm *v)
 	rv = report_vm(m->update->report, v->vm_id);
 	if (rv) {
 		rv->resumed_us = v->resumed_us;
+		rv->resumed_tsc = tsc;
 		rv->outcome = REPORT_VM_RESUMED;
 	}
 	log_info("VMM %s resumed; session finished", v->vm_id);

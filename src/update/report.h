@@ -7,11 +7,14 @@
  * after the kexec from the manifest and the commit record, and kept as
  * JSON once the update is over (the API's "report").
  *
- * All times are CLOCK_REALTIME microseconds: the only clock both kernels
- * share (the new one sets it from the RTC).
+ * Times are CLOCK_REALTIME microseconds, which both kernels share but the
+ * new one sets from the RTC (1 s). The blackout and its phases come from
+ * the handover clock instead (handover-clock.h): raw TSC stamps of both
+ * daemons, subtracted as ticks and converted with this process's rate.
  */
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <liveupdate/vmm-protocol.h>
@@ -50,7 +53,18 @@ typedef struct ReportVm {
 	ReportVmOutcome outcome;
 	unsigned fds;
 	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;
+	uint64_t restore_tsc, resumed_tsc; /* RESTORE sent, RESUMED received; 0: unknown */
 } ReportVm;
+
+/* Handover clock ticks, 0 when unknown. */
+typedef struct ReportTsc {
+	/* the old kernel's daemon, from its commit record */
+	uint64_t freeze_requested, frozen, reboot;
+	/* this daemon: its start, and ready to hand sessions back */
+	uint64_t daemon_start, restore_ready;
+	/* ticks per second to convert with, set just before report_to_json(); 0: none */
+	uint64_t hz;
+} ReportTsc;
 
 typedef struct Report {
 	char update_id[LU_UPDATE_ID_MAX + 1];
@@ -60,6 +74,7 @@ typedef struct Report {
 	usec_t phase_start[_REPORT_PHASE_MAX], phase_end[_REPORT_PHASE_MAX];
 	ReportVm *vms;
 	size_t n_vms;
+	ReportTsc tsc;
 } Report;
 
 Report *report_new(const char *update_id);
@@ -73,8 +88,10 @@ ReportVm *report_vm(Report *r, const char *vm_id);
 void report_phase_start(Report *r, ReportPhase p, usec_t t);
 void report_phase_end(Report *r, ReportPhase p, usec_t t);
 
-/* First freeze request to last resume, or 0 if not known. */
+/* First freeze request to last resume on CLOCK_REALTIME, or 0 if not known. */
 usec_t report_blackout_us(const Report *r);
+/* Whether the report has a handover clock timeline to convert (then set tsc.hz). */
+bool report_has_tsc(const Report *r);
 
 json_object *report_to_json(const Report *r);
 const char *report_outcome_to_string(ReportOutcome o);
