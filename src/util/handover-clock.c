@@ -75,6 +75,7 @@ int handover_clock_start(uint64_t *ret)
 int handover_clock_hz(uint64_t *ret)
 {
 	uint64_t tsc, ns;
+	double rate;
 
 	handover_clock_init();
 	for (;;) {
@@ -93,8 +94,8 @@ int handover_clock_hz(uint64_t *ret)
 	if (tsc <= start.tsc || ns <= start.ns)
 		return -EIO;
 	/* double keeps 53 bits: plenty for any lifetime's ticks and ns */
-	*ret = (uint64_t)((double)(tsc - start.tsc) * (double)NSEC_PER_SEC / (double)(ns - start.ns) +
-			  0.5);
+	rate = (double)(tsc - start.tsc) * (double)NSEC_PER_SEC / (double)(ns - start.ns);
+	*ret = (uint64_t)(rate + 0.5);
 	return *ret > 0 ? 0 : -EIO;
 }
 
