@@ -122,10 +122,11 @@ void guest_ram_done(struct guest_ram *ram)
 	memset(ram, 0, sizeof(*ram));
 }
 
-static void write_chunk(struct guest_ram *ram, size_t f)
+/* Returns how many words it wrote. */
+static uint64_t write_chunk(struct guest_ram *ram, size_t f)
 {
 	struct ram_file *rf = &ram->files[f];
-	uint64_t end = rf->pos + CHUNK_WORDS;
+	uint64_t start = rf->pos, end = rf->pos + CHUNK_WORDS;
 
 	if (end > rf->n_words)
 		end = rf->n_words;
@@ -136,6 +137,7 @@ static void write_chunk(struct guest_ram *ram, size_t f)
 		rf->pos = 0;
 		rf->pass++;
 	}
+	return end - start;
 }
 
 /* Park while main wants us paused; false when we should quit. */
@@ -159,10 +161,13 @@ static void *writer(void *userdata)
 	struct guest_ram *ram = userdata;
 
 	for (;;) {
+		uint64_t n = 0;
+
 		if (atomic_load_explicit(&ram->pause, memory_order_acquire) && !writer_park(ram))
 			return NULL;
 		for (size_t f = 0; f < ram->n_files; f++)
-			write_chunk(ram, f);
+			n += write_chunk(ram, f);
+		atomic_fetch_add_explicit(&ram->words_written, n, memory_order_relaxed);
 	}
 }
 
@@ -213,6 +218,11 @@ void guest_ram_stop(struct guest_ram *ram)
 	pthread_mutex_unlock(&ram->lock);
 	pthread_join(ram->thread, NULL);
 	ram->running = false;
+}
+
+uint64_t guest_ram_words_written(struct guest_ram *ram)
+{
+	return atomic_load_explicit(&ram->words_written, memory_order_relaxed);
 }
 
 uint64_t guest_ram_checksum(const struct guest_ram *ram)

@@ -38,6 +38,7 @@ struct guest_ram {
 	atomic_bool pause; /* what main wants; the writer checks it per chunk */
 	bool parked; /* what the writer does, under lock */
 	bool quit;
+	atomic_uint_fast64_t words_written; /* by the writer, ever: main watches it move */
 };
 
 /* A RAM word as the model wants it. */
@@ -56,6 +57,9 @@ int guest_ram_start(struct guest_ram *ram);
 void guest_ram_pause(struct guest_ram *ram);
 void guest_ram_resume(struct guest_ram *ram);
 void guest_ram_stop(struct guest_ram *ram);
+
+/* How many words the writer has written in this process so far. */
+uint64_t guest_ram_words_written(struct guest_ram *ram);
 
 /* FNV-1a 64 over every 64-bit word of every file, in order. Writer paused. */
 uint64_t guest_ram_checksum(const struct guest_ram *ram);

@@ -6,7 +6,12 @@
  * stops the writer and records where it stopped at FREEZE, and after the
  * kexec a new process retrieves the files and checks every byte against
  * the model before it lets the writer go on. Every step is one JSON line on
- * stdout so tests and the QEMU demo can follow it.
+ * stdout so tests and the QEMU demo can follow it; help() lists them.
+ *
+ * Its own blackout, freeze to resume, is measured on the TSC (the handover
+ * clock the daemon uses too): the frozen process stores its stamp in the
+ * vmstate, the new one subtracts it from its own and converts the ticks
+ * with its own calibration.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +31,7 @@
 #include <liveupdate/vmm.h>
 
 #include "guest-ram.h"
+#include "handover-clock.h"
 #include "vmstate.h"
 
 enum {
@@ -71,7 +77,15 @@ struct refvmm {
 	struct lu_vmm *vmm;
 	struct guest_ram ram;
 	int vmstate_fd;
+	bool frozen; /* FREEZE done, no THAW yet: the writer must stay parked */
+
+	/* After the writer was let go, until it has been seen to write again. */
+	const char *watch_after; /* "resume", "thaw", "verify"; NULL: not watching */
+	uint64_t watch_base;     /* words written when it was let go */
 };
+
+/* How often the main loop looks for the writer's progress while it watches. */
+#define WATCH_INTERVAL_MS 10
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -94,6 +108,12 @@ static json_object *event_new(const char *name)
 static void add_u64(json_object *o, const char *key, uint64_t v)
 {
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+/* A handover clock figure, or null when there is none (0). */
+static void add_u64_or_null(json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, v ? json_object_new_int64((int64_t)v) : NULL);
 }
 
 static void add_hex(json_object *o, const char *key, uint64_t v)
@@ -237,9 +257,33 @@ static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
 	return RUN_ON;
 }
 
+/* The writer was let go: say "writing" once it has written (watch_progress). */
+static void watch_start(struct refvmm *r, const char *after)
+{
+	r->watch_after = after;
+	r->watch_base = guest_ram_words_written(&r->ram);
+}
+
+static void watch_progress(struct refvmm *r)
+{
+	uint64_t n;
+	json_object *o;
+
+	if (!r->watch_after)
+		return;
+	n = guest_ram_words_written(&r->ram) - r->watch_base;
+	if (n == 0)
+		return;
+	o = event_new("writing");
+	json_object_object_add(o, "after", json_object_new_string(r->watch_after));
+	add_u64(o, "words", n);
+	emit(o);
+	r->watch_after = NULL;
+}
+
 static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
 {
-	uint64_t start = now_us(CLOCK_MONOTONIC), checksum, frozen_at;
+	uint64_t start = now_us(CLOCK_MONOTONIC), checksum, frozen_at, tsc = 0;
 	json_object *o;
 	int k;
 
@@ -253,9 +297,14 @@ static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
 	}
 
 	guest_ram_pause(&r->ram);
+	/* the writer is parked: from here the VM does not run */
+	(void)handover_clock_now(&tsc);
+	r->frozen = true;
+	watch_progress(r);
+	r->watch_after = NULL;
 	frozen_at = now_us(CLOCK_REALTIME);
 	checksum = guest_ram_checksum(&r->ram);
-	k = vmstate_write(r->vmstate_fd, &r->ram, checksum, frozen_at);
+	k = vmstate_write(r->vmstate_fd, &r->ram, checksum, frozen_at, tsc);
 	if (k < 0) {
 		emit_error("writing vmstate: %s", strerror(-k));
 		return RUN_ON;
@@ -271,7 +320,37 @@ static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
 	add_u64(o, "bytes", ram_bytes(r));
 	add_u64(o, "freeze_us", now_us(CLOCK_MONOTONIC) - start);
 	add_u64(o, "timeout_ms", ev->timeout_ms);
+	add_u64_or_null(o, "tsc", tsc);
 	emit(o);
+	return RUN_ON;
+}
+
+/*
+ * SIGUSR1: check every byte against the model, as a restore does, with the
+ * writer parked, then let it go on (unless the VM is frozen).
+ */
+static int on_verify_signal(struct refvmm *r)
+{
+	char err[256] = "";
+	uint64_t bad;
+	json_object *o;
+
+	guest_ram_pause(&r->ram);
+	bad = guest_ram_verify(&r->ram, err, sizeof(err));
+	o = event_new("verified");
+	add_u64(o, "verified_bytes", ram_bytes(r));
+	add_u64(o, "bad_words", bad);
+	json_object_object_add(o, "frozen", json_object_new_boolean(r->frozen));
+	emit(o);
+	if (bad) {
+		emit_error("%" PRIu64 " words differ from the model; first: %s", bad, err);
+		return EXIT_CORRUPT;
+	}
+	if (!r->frozen) {
+		guest_ram_resume(&r->ram);
+		watch_progress(r);
+		watch_start(r, "verify");
+	}
 	return RUN_ON;
 }
 
@@ -288,7 +367,10 @@ static int on_thaw(struct refvmm *r, const struct lu_vmm_event *ev)
 		emit_error("after thaw, %" PRIu64 " words differ; first: %s", bad, err);
 		return EXIT_CORRUPT;
 	}
+	r->frozen = false;
 	guest_ram_resume(&r->ram);
+	watch_progress(r); /* a THAW after a THAW: the first one's, if it is due */
+	watch_start(r, "thaw");
 
 	o = event_new("thawed");
 	add_u64(o, "verified_bytes", ram_bytes(r));
@@ -348,11 +430,34 @@ static int restore_files(struct refvmm *r, const struct lu_vmm_event *ev, struct
 	return RUN_ON;
 }
 
+/*
+ * Our blackout, from the old process's freeze to our resume: a difference
+ * of ticks, converted with this process's calibration (which may wait a
+ * few ms for it, after the VM runs again). Null where there is no TSC or
+ * the old process left no stamp, or the TSC went backwards.
+ */
+static void emit_resumed(uint64_t frozen_tsc, uint64_t resumed_tsc)
+{
+	json_object *o = event_new("resumed"), *blackout = NULL;
+	uint64_t hz = 0;
+
+	if (handover_clock_hz(&hz) < 0)
+		hz = 0;
+	if (hz && frozen_tsc && resumed_tsc >= frozen_tsc)
+		blackout = json_object_new_int64(
+			(int64_t)handover_clock_ticks_to_us(resumed_tsc - frozen_tsc, hz));
+	add_u64_or_null(o, "frozen_tsc", frozen_tsc);
+	add_u64_or_null(o, "resumed_tsc", resumed_tsc);
+	add_u64_or_null(o, "tsc_hz", hz);
+	json_object_object_add(o, "blackout_us", blackout);
+	emit(o);
+}
+
 static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
 {
 	struct vmstate st;
 	char err[256] = "";
-	uint64_t bad, checksum;
+	uint64_t bad, checksum, resumed_tsc = 0;
 	json_object *o;
 	int k;
 
@@ -393,12 +498,14 @@ static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
 		emit_error("starting the writer: %s", strerror(-k));
 		return EXIT_ERROR;
 	}
+	(void)handover_clock_now(&resumed_tsc);
+	watch_start(r, "resume");
 	k = lu_vmm_resumed(r->vmm);
 	if (k < 0) {
 		emit_error("resumed: %s", strerror(-k));
 		return RUN_ON;
 	}
-	emit(event_new("resumed"));
+	emit_resumed(st.frozen_tsc, resumed_tsc);
 	return RUN_ON;
 }
 
@@ -508,21 +615,28 @@ static int run(struct refvmm *r)
 	while (code == RUN_ON) {
 		p[0] = (struct pollfd){ .fd = lu_vmm_get_fd(r->vmm), .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
-		if (poll(p, 2, -1) < 0) {
+		/* a timeout only while we wait for the writer to show progress */
+		k = poll(p, 2, r->watch_after ? WATCH_INTERVAL_MS : -1);
+		if (k < 0) {
 			if (errno == EINTR)
 				continue;
 			emit_error("poll: %m");
 			return EXIT_ERROR;
 		}
+		watch_progress(r);
 		if (p[1].revents) {
 			unsigned char sig = 0;
 
-			if (read(signal_pipe[0], &sig, 1) == 1) {
-				o = event_new("exit");
-				json_object_object_add(o, "signal",
-						       json_object_new_string(sigabbrev_np(sig)));
-				emit(o);
+			if (read(signal_pipe[0], &sig, 1) != 1)
+				continue;
+			if (sig == SIGUSR1) {
+				code = on_verify_signal(r);
+				continue;
 			}
+			o = event_new("exit");
+			json_object_object_add(o, "signal",
+					       json_object_new_string(sigabbrev_np(sig)));
+			emit(o);
 			return EXIT_OK;
 		}
 		if (p[0].revents)
@@ -547,7 +661,8 @@ static int setup_signals(void)
 	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGUSR1, &sa, NULL) < 0)
 		return -errno;
 	return 0;
 }
@@ -572,11 +687,30 @@ static void help(void)
 	       "  -h, --help        this text\n\n"
 	       "After a kexec, start it again with the same --vm-id: RAM size, count and\n"
 	       "seed then come from the preserved vmstate, not from the options.\n\n"
+	       "SIGUSR1 checks every byte of RAM against the model, the writer parked.\n\n"
+	       "Events (\"event\" names them; *_tsc are raw TSC ticks, null without a TSC):\n"
+	       "  registered {vm_id, restore}     connected; restore: a RESTORE is waiting\n"
+	       "  running    {bytes, ram_fds}     a fresh VM, the writer started\n"
+	       "  prepared   {update_id, fds}     RAM and vmstate preserved\n"
+	       "  frozen     {checksum, bytes, freeze_us, timeout_ms, tsc}\n"
+	       "                                  writer parked (tsc: then), vmstate written\n"
+	       "  thawed     {verified_bytes, error}  update aborted: RAM checked, writer on\n"
+	       "  restored   {update_id, verified_bytes, checksum_ok, checksum,\n"
+	       "              frozen_realtime_us} after the kexec: RAM back and checked\n"
+	       "  resumed    {frozen_tsc, resumed_tsc, tsc_hz, blackout_us}\n"
+	       "                                  writer on again; blackout: freeze to resume\n"
+	       "  writing    {after, words}       after \"resume\", \"thaw\" or \"verify\", the\n"
+	       "                                  writer has written again: words since\n"
+	       "  verified   {verified_bytes, bad_words, frozen}  SIGUSR1's check (a frozen\n"
+	       "                                  VM stays frozen)\n"
+	       "  refused    {what, error}        bad-preserves: what the daemon refused\n"
+	       "  fault      {fault}              an injected fault happens now\n"
+	       "  hangup, exit {signal}, error {message}\n\n"
 	       "Exit status:\n"
 	       "  0  stopped by SIGTERM or SIGINT\n"
 	       "  1  error (connecting, system calls), or an injected exit-at-* fault\n"
 	       "  2  invalid options\n"
-	       "  3  guest memory lost or corrupted (restore or thaw verification failed)\n"
+	       "  3  guest memory lost or corrupted (a restore, THAW or SIGUSR1 check failed)\n"
 	       "  4  the daemon closed the connection\n",
 	       VMSTATE_FILES_MAX);
 }
@@ -679,6 +813,8 @@ int main(int argc, char **argv)
 	};
 	int code;
 
+	/* the calibration of the TSC is over our whole life: start it first */
+	(void)handover_clock_init();
 	if (parse_args(argc, argv, &r) < 0)
 		return EXIT_USAGE;
 	if (setup_signals() < 0) {

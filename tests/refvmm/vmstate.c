@@ -8,7 +8,7 @@
 #include "vmstate.h"
 
 static const char vmstate_magic[8] = "REFVMM\0\1";
-#define VMSTATE_VERSION 1
+#define VMSTATE_VERSION 2
 
 int vmstate_create(void)
 {
@@ -26,7 +26,8 @@ int vmstate_create(void)
 	return fd;
 }
 
-int vmstate_write(int fd, const struct guest_ram *ram, uint64_t checksum, uint64_t realtime_us)
+int vmstate_write(int fd, const struct guest_ram *ram, uint64_t checksum, uint64_t realtime_us,
+		  uint64_t tsc)
 {
 	struct vmstate s = {
 		.version = VMSTATE_VERSION,
@@ -35,6 +36,7 @@ int vmstate_write(int fd, const struct guest_ram *ram, uint64_t checksum, uint64
 		.bytes_per_file = ram->bytes_per_file,
 		.frozen_realtime_us = realtime_us,
 		.checksum = checksum,
+		.frozen_tsc = tsc,
 	};
 	ssize_t n;
 
@@ -64,9 +66,12 @@ int vmstate_read(int fd, struct vmstate *ret)
 	if (n < 0)
 		return -errno;
 	if (n != sizeof(*ret) || memcmp(ret->magic, vmstate_magic, sizeof(ret->magic)) ||
-	    ret->version != VMSTATE_VERSION || ret->n_files == 0 ||
+	    ret->version < 1 || ret->version > VMSTATE_VERSION || ret->n_files == 0 ||
 	    ret->n_files > VMSTATE_FILES_MAX || ret->bytes_per_file == 0 ||
 	    ret->bytes_per_file % sizeof(uint64_t))
 		return -EBADMSG;
+	/* version 1 never wrote them */
+	if (ret->version < 2)
+		ret->frozen_tsc = 0;
 	return 0;
 }
