@@ -36,6 +36,8 @@ class TestAbort(harness.WorldTestCase):
             ev = self.assertThawedIntact(v)
             self.assertEqual(ev["error"], -errno.ECANCELED, ev)
         self.assertEqual(vmms[2].find("thawed")[0]["verified_bytes"], 3 * (4 << 20))
+        for v in vmms:
+            self.assertVerifiedIntact(v)
         fk = self.assertNothingPending()
         self.assertEqual(fk["boot"], boot, fk)
         self.assertIdle("aborted")
@@ -43,6 +45,7 @@ class TestAbort(harness.WorldTestCase):
         self.assertEqual(rep["update_id"], prep["update_id"], rep)
         self.assertEqual(rep["outcome"], "aborted", rep)
         self.assertEqual(rep["error"]["code"], "aborted", rep)
+        self.assertIsNone(rep["timeline"], f"no kexec, no timeline: {rep}")
         for vm_id, e in self.report_vmms(rep).items():
             self.expect(e["outcome"] == "thawed", f"{vm_id} in the aborted report: {e}")
 

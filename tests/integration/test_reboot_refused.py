@@ -71,11 +71,14 @@ class TestRebootRefused(harness.WorldTestCase):
         for v in vmms:
             ev = self.assertThawedIntact(v)
             self.assertEqual(ev["error"], -errno.EBUSY, f"THAW carries the kernel's errno: {ev}")
+            # frozen, nearly kexeced, thawed: and every byte still as it was
+            self.assertVerifiedIntact(v, ev["verified_bytes"])
         self.assertNothingPending()
         st = self.assertIdle()
         self.assertIn(st["last_outcome"], ("failed", "aborted"), st)
         rep = w.report()
         self.assertEqual(rep["error"]["code"], "reboot-failed", rep)
+        self.assertIsNone(rep["timeline"], f"no kexec, no timeline: {rep}")
 
         # the machine is usable again: with the fault gone, the next update goes through
         w.fake("clear-fail-freeze")

@@ -352,6 +352,17 @@ class SystemdTestCase(harness.WorldTestCase):
         self.assertEqual(nfs.stored_names(), [], nfs.summary())
         self.assertNothingPending()
 
+        # this instance does not know when its predecessor started: the
+        # timeline keeps what it knows and claims nothing else
+        tl = w.report()["timeline"]
+        if harness.HAVE_TSC:
+            self.assertGreater(tl["freeze_barrier_us"], 0, tl)
+            for k in ("kexec_boot_us", "restore_us", "handback_us"):
+                self.assertIsNone(tl[k], f"{k}: {tl}")
+            self.assertGreater(tl["blackout_us"], tl["freeze_barrier_us"], tl)
+        else:
+            self.assertIsNone(tl)
+
 
 if __name__ == "__main__":
     harness.main()

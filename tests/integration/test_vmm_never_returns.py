@@ -52,6 +52,12 @@ class TestVmmNeverReturns(harness.WorldTestCase):
         self.assertFalse(any(f["retrieved"] for f in gone[0]["files"]), gone)
         rep = w.report()
         self.assertEqual(rep["outcome"], "in-progress", rep)
+        if harness.HAVE_TSC:
+            # the blackout is not over while a VM is out
+            self.assertIsInstance(rep["timeline"]["restore_us"], int, rep)
+            self.assertIsNone(rep["timeline"]["handback_us"], rep)
+            self.assertIsNone(rep["timeline"]["blackout_us"], rep)
+            self.assertIsNone(rep["blackout_us"], rep)
         # the returned VMs' sessions are finished and gone; the daemon's own is kept
         names = sorted(s["name"] for s in fk["sessions"])
         self.assertFalse([n for n in names if n.endswith((".vm-a", ".vm-b"))], names)
@@ -78,6 +84,11 @@ class TestVmmNeverReturns(harness.WorldTestCase):
         self.assertEqual(vms["vm-a"]["outcome"], "resumed", vms)
         self.assertEqual(vms["vm-b"]["outcome"], "resumed", vms)
         self.assertGreater(vms["vm-gone"]["frozen_us"], 0, vms)
+        # the blackout is that of the VMs that came back; a released one has none
+        self.assertIsNone(vms["vm-gone"]["blackout_us"], vms)
+        if harness.HAVE_TSC:
+            self.assertEqual(rep["timeline"]["blackout_us"],
+                             max(vms[v]["blackout_us"] for v in ("vm-a", "vm-b")), rep)
 
         # released twice: not found any more
         self.assertCtlError(w.ctl("release", "vm-gone"), "vmm-not-found")
