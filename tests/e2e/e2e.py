@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""End-to-end tests: the project's kernel under QEMU, a live update across a
+real kexec with LUO.
+
+Each scenario boots the guest (tests/e2e/guest/) and passes only on positive
+evidence in its serial log: the checks below look for what must be there,
+and any kernel trouble, "E2E fail", mismatch or timeout fails the run.
+
+  e2e.py --build-dir BUILD [--kernel-dir DIR] SCENARIO
+  e2e.py --build-dir BUILD --demo          a readable timeline of the cycle
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import guest  # noqa: E402
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SKIP = 77
+
+# What the guest's cycle.sh runs: VMMs x RAM memfds x MiB each.
+CYCLE_VMMS = 4
+CYCLE_RAM_FDS = 2
+CYCLE_MEM_MIB = 16
+
+
+class Failure(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise Failure(what)
+
+
+def common_checks(run, stages):
+    """What every scenario needs: the right boots, no trouble, a clean end."""
+    expect(not run.timed_out, "the guest timed out")
+    expect(not run.trouble, "the kernel reported trouble: " + " | ".join(run.trouble[:3]))
+    fails = run.e2e_lines("fail")
+    expect(not fails, "the guest failed: " + "; ".join(fails))
+    begins = run.e2e_lines("begin ")
+    expect(len(begins) == stages,
+           f"expected {stages} boot(s) of the scenario, saw {len(begins)}: {begins}")
+    for n, line in enumerate(begins, 1):
+        expect(f"stage={n}" in line.split(), f"boot {n} is not stage {n}: {line}")
+    expect(len(run.kernels) == stages,
+           f"expected {stages} kernel(s) to boot, saw {len(run.kernels)}")
+    expect(run.e2e_lines("end"), "the guest did not reach its end")
+
+
+def last_json(run, prefix):
+    values = run.e2e_json(prefix)
+    expect(values and values[-1] is not None, f"no valid 'E2E {prefix}' JSON")
+    return values[-1]
+
+
+def check_cycle(run):
+    common_checks(run, stages=2)
+    expect(run.e2e_lines("check prepare ok"), "prepare did not succeed")
+    expect(run.e2e_lines("commit"), "no commit")
+    stage2 = "\n".join(run.stage_lines(2))
+    expect("E2E vmms writing" in stage2, "the VMMs did not write on after the update")
+
+    expected_bytes = CYCLE_RAM_FDS * CYCLE_MEM_MIB << 20
+    vms = {}
+    for i in range(1, CYCLE_VMMS + 1):
+        vm = f"vm{i}"
+        restored = run.vmm_events(vm, "restored")
+        resumed = run.vmm_events(vm, "resumed")
+        writing = run.vmm_events(vm, "writing")
+        expect(len(restored) == 1, f"{vm}: expected one restore, saw {len(restored)}")
+        r = restored[0]
+        expect(r.get("verified_bytes") == expected_bytes,
+               f"{vm}: verified {r.get('verified_bytes')} bytes, expected {expected_bytes}")
+        expect(r.get("checksum_ok") is True, f"{vm}: checksum mismatch")
+        expect(len(resumed) == 1, f"{vm}: expected one resume, saw {len(resumed)}")
+        blackout = resumed[0].get("blackout_us")
+        expect(isinstance(blackout, int) and blackout > 0, f"{vm}: no blackout figure")
+        expect(writing and writing[0].get("words", 0) > 0, f"{vm}: not writing after resume")
+        vms[vm] = {"blackout_us": blackout, "verified_bytes": r["verified_bytes"]}
+
+    report = last_json(run, "report")
+    rep = report.get("report", report)
+    expect(rep.get("outcome") == "success", f"the update's outcome is {rep.get('outcome')}")
+    outcomes = {v["vm_id"]: v["outcome"] for v in rep.get("vmms", [])}
+    expect(outcomes == {vm: "resumed" for vm in vms},
+           f"the report's VMs are {outcomes}")
+    status = last_json(run, "status")
+    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the update")
+    expect(not status.get("held_sessions"), "sessions are still held after every VM resumed")
+
+    timeline = rep.get("timeline")
+    expect(isinstance(timeline, dict), "the report has no timeline")
+    phases = {k: timeline.get(k) for k in
+              ("freeze_barrier_us", "kexec_boot_us", "restore_us", "handback_us")}
+    for k, v in phases.items():
+        expect(isinstance(v, int) and v >= 0, f"timeline {k} is {v}")
+    return {
+        "e2e": "cycle",
+        "kernel": run.kernels[-1][1],
+        "vmms": len(vms),
+        "guest_ram_bytes": sum(v["verified_bytes"] for v in vms.values()),
+        "verified_bytes": sum(v["verified_bytes"] for v in vms.values()),
+        "blackout_us": {
+            "max": max(v["blackout_us"] for v in vms.values()),
+            "min": min(v["blackout_us"] for v in vms.values()),
+            "per_vm": {k: v["blackout_us"] for k, v in vms.items()},
+        },
+        "daemon_blackout_us": timeline.get("blackout_us"),
+        "phases_us": {
+            "freeze_barrier": phases["freeze_barrier_us"],
+            "kexec_and_boot": phases["kexec_boot_us"],
+            "daemon_restore": phases["restore_us"],
+            "handback": phases["handback_us"],
+        },
+        "clock": timeline.get("clock"),
+        "accel": run.accel,
+    }
+
+
+def check_freeze_refused(run):
+    common_checks(run, stages=1)
+    expect(run.e2e_lines("check prepare ok"), "prepare did not succeed")
+    expect(run.e2e_lines("check commit-refused ok"), "commit was not refused")
+    status = last_json(run, "status")
+    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the abort")
+    outcome = status.get("last_outcome")
+    expect(outcome in ("aborted", "failed"), f"the update's outcome is {outcome}")
+    for vm in ("vm1", "vm2"):
+        thawed = run.vmm_events(vm, "thawed")
+        expect(thawed, f"{vm} was not thawed")
+        expect(run.vmm_events(vm, "writing"), f"{vm} did not write on after the thaw")
+    for vm in ("vm1", "vm2", "stubborn"):
+        verified = run.vmm_events(vm, "verified")
+        expect(verified, f"{vm} did not verify its memory")
+        v = verified[-1]
+        expect(v.get("bad_words") == 0 and v.get("verified_bytes", 0) > 0,
+               f"{vm}: memory check {v}")
+        expect(not run.vmm_events(vm, "exited"), f"{vm} exited")
+    expect(run.e2e_lines("vmms verified"), "the scenario did not finish its checks")
+    return {"e2e": "freeze-refused", "outcome": outcome}
+
+
+def check_bad_kernel(run):
+    common_checks(run, stages=1)
+    refused = run.e2e_lines("prepare ")
+    expect(len(refused) == 2, f"expected 2 refused prepares, saw {refused}")
+    for line in refused:
+        expect(" rc=0 " not in line, f"a bad image was accepted: {line}")
+    for name in ("garbage.img", "missing.img"):
+        expect(run.e2e_lines(f"check prepare-refused-{name} ok"), f"{name} was not refused")
+    # The daemon said why, in the JSON API's terms.
+    garbage = refused[0]
+    expect("\"error\"" in garbage or "error" in garbage.lower(), f"no error given: {garbage}")
+    for status in run.e2e_json("status")[:2]:
+        expect(status and status.get("state") == "idle", f"a refused prepare left {status}")
+    for vm in ("vm1", "vm2"):
+        verified = run.vmm_events(vm, "verified")
+        expect(verified and verified[-1].get("bad_words") == 0, f"{vm}: memory check {verified}")
+        expect(not run.vmm_events(vm, "exited"), f"{vm} exited")
+    expect(run.e2e_lines("check prepare-good ok"), "a good image did not prepare afterwards")
+    expect(run.e2e_lines("check abort ok"), "abort failed")
+    return {"e2e": "bad-kernel"}
+
+
+SCENARIOS = {
+    "cycle": check_cycle,
+    "freeze-refused": check_freeze_refused,
+    "bad-kernel": check_bad_kernel,
+}
+
+
+def find_kernel(kernel_dir):
+    if kernel_dir:
+        return kernel_dir
+    if os.environ.get("LIVEUPDATED_KERNEL_DIR"):
+        return os.environ["LIVEUPDATED_KERNEL_DIR"]
+    r = subprocess.run([os.path.join(TOP, "kernel", "build"), "--lookup"],
+                       stdout=subprocess.PIPE, text=True)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def make_images(build_dir, kernel_dir, workdir):
+    subprocess.run([os.path.join(TOP, "tests", "e2e", "mkimage"), build_dir, kernel_dir, workdir],
+                   check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(workdir, "initrd.img"), os.path.join(workdir, "disk.img")
+
+
+def run_scenario(name, build_dir, kernel_dir, timeout, on_line, log_path=None):
+    with tempfile.TemporaryDirectory(prefix="lu-e2e-") as work:
+        initrd, disk = make_images(build_dir, kernel_dir, work)
+        run = guest.boot(os.path.join(kernel_dir, "bzImage"), initrd, disk, name,
+                         timeout, on_line=on_line)
+    if log_path:
+        with open(log_path, "w") as f:
+            for t, line in run.lines:
+                f.write(f"[{t:8.3f}] {line}\n")
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS), default="cycle")
+    ap.add_argument("--build-dir", required=True, help="meson build directory with the binaries")
+    ap.add_argument("--kernel-dir", help="kernel/build's output (default: the cached one)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds for the whole guest run")
+    ap.add_argument("--log", help="write the serial log here")
+    ap.add_argument("--demo", action="store_true", help="print a readable timeline")
+    args = ap.parse_args()
+
+    kernel_dir = find_kernel(args.kernel_dir)
+    if not kernel_dir or not os.path.exists(os.path.join(kernel_dir, "bzImage")):
+        print("no kernel built for the current inputs: run kernel/build", file=sys.stderr)
+        return SKIP
+    for tool in ("qemu-system-x86_64", "mkfs.ext4", "cpio"):
+        if not shutil.which(tool):
+            print(f"{tool} is not installed (tests/install-deps installs it)", file=sys.stderr)
+            return 1
+
+    if args.demo:
+        import demo
+        on_line = demo.Timeline(kernel_dir).on_line
+    else:
+        def on_line(t, line):
+            print(f"[{t:8.3f}] {line}", flush=True)
+
+    run = run_scenario(args.scenario, os.path.abspath(args.build_dir), kernel_dir,
+                       args.timeout, on_line, args.log)
+    try:
+        summary = SCENARIOS[args.scenario](run)
+    except Failure as e:
+        print(f"FAIL {args.scenario}: {e}", file=sys.stderr)
+        if args.demo and args.log:
+            print(f"the guest's serial log: {args.log}", file=sys.stderr)
+        return 1
+    if args.demo:
+        demo.print_summary(summary)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Helpers for the guest's scenarios. Lines starting with "E2E " are for the
+# host harness; each VMM's output is echoed with its id as a prefix, and kept
+# in /run/vmm/ID.log for the scenario to wait on.
+
+E2E_TIMEOUT=${E2E_TIMEOUT:-120}
+STATE_DIR=/mnt/state
+
+e2e() { echo "E2E $*"; }
+
+finish() {
+	sync
+	umount /mnt 2>/dev/null
+	e2e "end"
+	# -no-reboot on the QEMU command line turns this into an exit.
+	reboot -f
+}
+
+fail() {
+	e2e "fail $*"
+	finish
+}
+
+start_daemon() {
+	mkdir -p "$STATE_DIR"
+	liveupdated --state-dir="$STATE_DIR" "$@" 2>&1 | prefix daemon &
+	wait_for 30 "the daemon's sockets" test -S /run/liveupdated/control.sock
+}
+
+prefix() {
+	while IFS= read -r line; do
+		echo "$1: $line"
+	done
+}
+
+# start_vmm ID [refvmm options...]: runs a reference VMM in the background.
+start_vmm() {
+	local id=$1
+	shift
+	mkdir -p /run/vmm
+	: >"/run/vmm/$id.log"
+	(
+		liveupdate-refvmm --vm-id "$id" "$@" 2>&1 &
+		echo $! >"/run/vmm/$id.pid"
+		wait
+		echo "{\"event\":\"exited\",\"status\":$?}"
+	) | while IFS= read -r line; do
+		echo "vmm $id: $line"
+		echo "$line" >>"/run/vmm/$id.log"
+	done &
+	wait_for 10 "vmm $id to start" test -s "/run/vmm/$id.pid"
+}
+
+vmm_pid() { cat "/run/vmm/$1.pid"; }
+
+# has_event ID EVENT: the VMM has printed that event.
+has_event() { grep -q "\"event\":\"$2\"" "/run/vmm/$1.log"; }
+
+# wait_for SECONDS WHAT COMMAND...: polls until COMMAND succeeds.
+wait_for() {
+	local limit=$1 what=$2 i=0
+	shift 2
+	while ! "$@"; do
+		i=$((i + 1))
+		[ $i -gt $((limit * 10)) ] && fail "timed out after ${limit}s waiting for $what"
+		usleep 100000
+	done
+}
+
+wait_event() { wait_for "$E2E_TIMEOUT" "vmm $1 to print \"$2\"" has_event "$1" "$2"; }
+
+# check NAME COMMAND...: records a named check, and stops the scenario on failure.
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		e2e "check $name ok"
+	else
+		fail "check $name failed"
+	fi
+}
