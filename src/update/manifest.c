@@ -183,6 +183,10 @@ static json_object *member(json_object *o, const char *key, json_type type)
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
 		return NULL;
+	/* json-c keeps an escaped NUL ("\u0000") inside a string; the C string would end there */
+	if (type == json_type_string &&
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		return NULL;
 	return v;
 }
 
@@ -327,6 +331,7 @@ int manifest_from_json(const char *buf, size_t len, Manifest **ret)
 		json_object *e = json_object_array_get_idx(modules, i);
 
 		if (!json_object_is_type(e, json_type_string) ||
+		    strlen(json_object_get_string(e)) != (size_t)json_object_get_string_len(e) ||
 		    manifest_add_module(m, json_object_get_string(e)) < 0)
 			return -EBADMSG;
 	}

@@ -100,6 +100,12 @@ static void test_validation(void **state)
 	expect_refused(json, "\"modules\":[\"vfio-pci\"]", "\"modules\":[\"../x\"]", -EBADMSG);
 	expect_refused(json, "\"update_id\":\"", "\"update_id\":\"bad id ", -EBADMSG);
 	expect_refused(json, "\"kernel\":{", "\"kernel\":[{", -EBADMSG);
+	/* an escaped NUL: the C string would end before the JSON string does */
+	expect_refused(json, "\"vm_id\":\"vm-1\"", "\"vm_id\":\"vm-1\\u0000x\"", -EBADMSG);
+	expect_refused(json, "\"session\":\"lu.deadbeef.vm-1\"",
+		       "\"session\":\"lu.deadbeef.vm-1\\u0000x\"", -EBADMSG);
+	expect_refused(json, "\"modules\":[\"vfio-pci\"]", "\"modules\":[\"vfio-pci\\u0000\"]",
+		       -EBADMSG);
 
 	/* trailing garbage, truncation, NUL inside, empty */
 	assert_int_equal(manifest_from_json(json, len - 1, &back), -EBADMSG);
