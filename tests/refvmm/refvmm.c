@@ -45,25 +45,82 @@ enum {
 
 enum mode { MODE_SEND, MODE_SELF };
 
-enum fault {
-	FAULT_NONE,
-	FAULT_EXIT_AT_PREPARE,
-	FAULT_HANG_AT_PREPARE,
-	FAULT_EXIT_AT_FREEZE,
-	FAULT_IGNORE_FREEZE,
-	FAULT_EXIT_AFTER_RESTORE,
-	FAULT_BAD_PRESERVES,
+/*
+ * --fault ACTION@PHASE: what goes wrong, and when. The matrix of them is
+ * tests/integration/test_fault_matrix.py; README's "Fault matrix" is its
+ * outcome.
+ */
+enum fault_action {
+	ACTION_NONE,
+	ACTION_CRASH,      /* SIGKILL ourselves: no cleanup, no goodbye */
+	ACTION_HANG,       /* stop reading the daemon's socket; keep it open */
+	ACTION_DISCONNECT, /* close the daemon's socket; run on with the RAM */
+	ACTION_EXIT,       /* exit(1), the old exit-* faults */
+	ACTION_IGNORE,     /* leave this one request unanswered, serve the rest */
+	ACTION_BAD_PRESERVES,
+	_ACTION_MAX,
 };
 
-static const char *const fault_names[] = {
-	[FAULT_NONE] = "none",
-	[FAULT_EXIT_AT_PREPARE] = "exit-at-prepare",
-	[FAULT_HANG_AT_PREPARE] = "hang-at-prepare",
-	[FAULT_EXIT_AT_FREEZE] = "exit-at-freeze",
-	[FAULT_IGNORE_FREEZE] = "ignore-freeze",
-	[FAULT_EXIT_AFTER_RESTORE] = "exit-after-restore",
-	[FAULT_BAD_PRESERVES] = "bad-preserves",
+static const char *const action_names[_ACTION_MAX] = {
+	[ACTION_NONE] = "none",
+	[ACTION_CRASH] = "crash",
+	[ACTION_HANG] = "hang",
+	[ACTION_DISCONNECT] = "disconnect",
+	[ACTION_EXIT] = "exit",
+	[ACTION_IGNORE] = "ignore",
+	[ACTION_BAD_PRESERVES] = "bad-preserves",
 };
+
+enum fault_phase {
+	PHASE_NONE,
+	PHASE_REGISTERING, /* right after HELLO was answered (RAM exists) */
+	PHASE_PRESERVING,  /* on PREPARE, before preserving anything */
+	PHASE_PREPARED,    /* right after PREPARE_DONE was answered */
+	PHASE_FREEZING,    /* on FREEZE, the VM still running */
+	PHASE_FROZEN,      /* right after FROZEN was sent */
+	PHASE_RESTORING,   /* on RESTORE, before retrieving any file */
+	PHASE_RESTORED,    /* files retrieved and verified, before RESUMED */
+	_PHASE_MAX,
+};
+
+static const char *const phase_names[_PHASE_MAX] = {
+	[PHASE_NONE] = "none",
+	[PHASE_REGISTERING] = "registering",
+	[PHASE_PRESERVING] = "preserving",
+	[PHASE_PREPARED] = "prepared",
+	[PHASE_FREEZING] = "freezing",
+	[PHASE_FROZEN] = "frozen",
+	[PHASE_RESTORING] = "restoring",
+	[PHASE_RESTORED] = "restored",
+};
+
+/* Where "ignore" has a request to leave unanswered. */
+#define PHASES_WITH_REQUEST                                                                   \
+	((1u << PHASE_PRESERVING) | (1u << PHASE_FREEZING) | (1u << PHASE_RESTORING) |        \
+	 (1u << PHASE_RESTORED))
+
+/* The names the tests used before ACTION@PHASE, each one of its cells. */
+static const struct {
+	const char *name;
+	enum fault_action action;
+	enum fault_phase phase;
+} fault_aliases[] = {
+	{ "exit-at-prepare", ACTION_EXIT, PHASE_PRESERVING },
+	{ "hang-at-prepare", ACTION_IGNORE, PHASE_PRESERVING },
+	{ "exit-at-freeze", ACTION_EXIT, PHASE_FREEZING },
+	{ "ignore-freeze", ACTION_IGNORE, PHASE_FREEZING },
+	{ "exit-after-restore", ACTION_EXIT, PHASE_RESTORED },
+	{ "bad-preserves", ACTION_BAD_PRESERVES, PHASE_PRESERVING },
+};
+
+struct fault {
+	const char *name; /* as given */
+	enum fault_action action;
+	enum fault_phase phase;
+};
+
+/* Not a handler's exit code: no fault here, go on. */
+#define NO_FAULT (-2)
 
 struct refvmm {
 	const char *vm_id;
@@ -72,12 +129,20 @@ struct refvmm {
 	uint64_t ram_fds;
 	uint64_t seed;
 	enum mode mode;
-	enum fault fault;
+	struct fault fault;
+	bool freeze_hold; /* --freeze-hold: FROZEN waits for SIGUSR2 */
 
 	struct lu_vmm *vmm;
 	struct guest_ram ram;
 	int vmstate_fd;
-	bool frozen; /* FREEZE done, no THAW yet: the writer must stay parked */
+	bool frozen; /* the VM does not run: frozen (no THAW yet), or restored, not resumed */
+	bool hung;   /* hang fault: the daemon's socket is no longer read */
+	bool disconnected; /* disconnect fault: vmm is gone, the VM runs on */
+
+	/* --freeze-hold: the VM stopped at FREEZE; FROZEN goes on SIGUSR2 */
+	bool held;
+	uint64_t held_start_us, held_checksum, held_tsc;
+	uint32_t held_timeout_ms;
 
 	/* After the writer was let go, until it has been seen to write again. */
 	const char *watch_after; /* "resume", "thaw", "verify"; NULL: not watching */
@@ -147,12 +212,49 @@ static void emit_error(const char *fmt, ...)
 	emit(o);
 }
 
-static void emit_fault(enum fault f)
+/*
+ * The fault of --fault, if it is due in this phase: act, and return what
+ * the handler is to return at once (RUN_ON, or an exit code), or NO_FAULT.
+ */
+static int fault_at(struct refvmm *r, enum fault_phase phase)
 {
-	json_object *o = event_new("fault");
+	json_object *o;
 
-	json_object_object_add(o, "fault", json_object_new_string(fault_names[f]));
+	if (r->fault.phase != phase || r->fault.action == ACTION_BAD_PRESERVES ||
+	    r->fault.action == ACTION_NONE)
+		return NO_FAULT;
+
+	o = event_new("fault");
+	json_object_object_add(o, "fault", json_object_new_string(r->fault.name));
+	json_object_object_add(o, "action", json_object_new_string(action_names[r->fault.action]));
+	json_object_object_add(o, "phase", json_object_new_string(phase_names[phase]));
 	emit(o);
+
+	switch (r->fault.action) {
+	case ACTION_CRASH:
+		/* abruptly: no atexit, no sanitizer report, no close of our own */
+		(void)kill(getpid(), SIGKILL);
+		abort();
+	case ACTION_HANG:
+		r->hung = true;
+		return RUN_ON;
+	case ACTION_DISCONNECT:
+		/* the VM and its RAM stay; whatever the daemon sent is dropped */
+		r->vmm = lu_vmm_free(r->vmm);
+		r->disconnected = true;
+		return RUN_ON;
+	case ACTION_EXIT:
+		return EXIT_ERROR;
+	case ACTION_IGNORE:
+	default:
+		return RUN_ON;
+	}
+}
+
+/* Still talking to the daemon? Handlers stop draining its events when not. */
+static bool connected(const struct refvmm *r)
+{
+	return r->vmm && !r->hung && !r->disconnected;
 }
 
 static uint64_t ram_bytes(const struct refvmm *r)
@@ -211,20 +313,15 @@ static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
 	json_object *o;
 	int k;
 
-	if (r->fault == FAULT_EXIT_AT_PREPARE) {
-		emit_fault(r->fault);
-		return EXIT_ERROR;
-	}
-	if (r->fault == FAULT_HANG_AT_PREPARE) {
-		emit_fault(r->fault);
-		return RUN_ON;
-	}
+	k = fault_at(r, PHASE_PRESERVING);
+	if (k != NO_FAULT)
+		return k;
 	if (ev->max_fds < n_fds) {
 		emit_error("the daemon allows %u fds, this VM needs %zu", ev->max_fds, n_fds);
 		return RUN_ON;
 	}
 
-	if (r->fault == FAULT_BAD_PRESERVES) {
+	if (r->fault.action == ACTION_BAD_PRESERVES) {
 		k = try_bad_preserves(r);
 		if (k < 0) {
 			emit_error("a bad preserve was not refused as it should be: %s", strerror(-k));
@@ -232,7 +329,7 @@ static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
 		}
 	}
 	/* bad-preserves already preserved the first file */
-	for (size_t i = r->fault == FAULT_BAD_PRESERVES ? 1 : 0; i < r->ram.n_files; i++) {
+	for (size_t i = r->fault.action == ACTION_BAD_PRESERVES ? 1 : 0; i < r->ram.n_files; i++) {
 		k = preserve(r, r->ram.files[i].fd, i + 1);
 		if (k < 0) {
 			emit_error("preserving guest-ram-%zu: %s", i, strerror(-k));
@@ -254,7 +351,8 @@ static int on_prepare(struct refvmm *r, const struct lu_vmm_event *ev)
 	json_object_object_add(o, "update_id", json_object_new_string(ev->update_id));
 	add_u64(o, "fds", n_fds);
 	emit(o);
-	return RUN_ON;
+	k = fault_at(r, PHASE_PREPARED);
+	return k != NO_FAULT ? k : RUN_ON;
 }
 
 /* The writer was let go: say "writing" once it has written (watch_progress). */
@@ -281,20 +379,39 @@ static void watch_progress(struct refvmm *r)
 	r->watch_after = NULL;
 }
 
+/* FROZEN to the daemon, and the event; the VM has been stopped since start_us. */
+static int send_frozen(struct refvmm *r, uint64_t start_us, uint64_t checksum, uint32_t timeout_ms,
+		       uint64_t tsc)
+{
+	json_object *o;
+	int k;
+
+	k = lu_vmm_frozen(r->vmm);
+	if (k < 0) {
+		emit_error("frozen: %s", strerror(-k));
+		return RUN_ON;
+	}
+
+	o = event_new("frozen");
+	add_hex(o, "checksum", checksum);
+	add_u64(o, "bytes", ram_bytes(r));
+	add_u64(o, "freeze_us", now_us(CLOCK_MONOTONIC) - start_us);
+	add_u64(o, "timeout_ms", timeout_ms);
+	add_u64_or_null(o, "tsc", tsc);
+	emit(o);
+	k = fault_at(r, PHASE_FROZEN);
+	return k != NO_FAULT ? k : RUN_ON;
+}
+
 static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
 {
 	uint64_t start = now_us(CLOCK_MONOTONIC), checksum, frozen_at, tsc = 0;
 	json_object *o;
 	int k;
 
-	if (r->fault == FAULT_EXIT_AT_FREEZE) {
-		emit_fault(r->fault);
-		return EXIT_ERROR;
-	}
-	if (r->fault == FAULT_IGNORE_FREEZE) {
-		emit_fault(r->fault);
-		return RUN_ON;
-	}
+	k = fault_at(r, PHASE_FREEZING);
+	if (k != NO_FAULT)
+		return k;
 
 	guest_ram_pause(&r->ram);
 	/* the writer is parked: from here the VM does not run */
@@ -309,20 +426,27 @@ static int on_freeze(struct refvmm *r, const struct lu_vmm_event *ev)
 		emit_error("writing vmstate: %s", strerror(-k));
 		return RUN_ON;
 	}
-	k = lu_vmm_frozen(r->vmm);
-	if (k < 0) {
-		emit_error("frozen: %s", strerror(-k));
+	if (r->freeze_hold) {
+		r->held = true;
+		r->held_start_us = start;
+		r->held_checksum = checksum;
+		r->held_timeout_ms = ev->timeout_ms;
+		r->held_tsc = tsc;
+		o = event_new("held");
+		add_hex(o, "checksum", checksum);
+		emit(o);
 		return RUN_ON;
 	}
+	return send_frozen(r, start, checksum, ev->timeout_ms, tsc);
+}
 
-	o = event_new("frozen");
-	add_hex(o, "checksum", checksum);
-	add_u64(o, "bytes", ram_bytes(r));
-	add_u64(o, "freeze_us", now_us(CLOCK_MONOTONIC) - start);
-	add_u64(o, "timeout_ms", ev->timeout_ms);
-	add_u64_or_null(o, "tsc", tsc);
-	emit(o);
-	return RUN_ON;
+/* SIGUSR2: a held FROZEN goes now (nothing held: nothing to do). */
+static int on_release_signal(struct refvmm *r)
+{
+	if (!r->held || !connected(r))
+		return RUN_ON;
+	r->held = false;
+	return send_frozen(r, r->held_start_us, r->held_checksum, r->held_timeout_ms, r->held_tsc);
 }
 
 /*
@@ -368,6 +492,7 @@ static int on_thaw(struct refvmm *r, const struct lu_vmm_event *ev)
 		return EXIT_CORRUPT;
 	}
 	r->frozen = false;
+	r->held = false; /* a THAW crossed the FROZEN we held back */
 	guest_ram_resume(&r->ram);
 	watch_progress(r); /* a THAW after a THAW: the first one's, if it is due */
 	watch_start(r, "thaw");
@@ -465,13 +590,14 @@ static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
 		emit_error("RESTORE for a VM that already runs; ignored");
 		return RUN_ON;
 	}
+	k = fault_at(r, PHASE_RESTORING);
+	if (k != NO_FAULT)
+		return k;
 	k = restore_files(r, ev, &st);
 	if (k != RUN_ON)
 		return k;
-	if (r->fault == FAULT_EXIT_AFTER_RESTORE) {
-		emit_fault(r->fault);
-		return EXIT_ERROR;
-	}
+	/* back, but not running until the writer starts */
+	r->frozen = true;
 
 	bad = guest_ram_verify(&r->ram, err, sizeof(err));
 	checksum = guest_ram_checksum(&r->ram);
@@ -491,6 +617,9 @@ static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
 			   st.checksum);
 		return EXIT_CORRUPT;
 	}
+	k = fault_at(r, PHASE_RESTORED);
+	if (k != NO_FAULT)
+		return k;
 
 	/* the writer goes on from where the old process stopped it */
 	k = guest_ram_start(&r->ram);
@@ -498,6 +627,7 @@ static int on_restore(struct refvmm *r, const struct lu_vmm_event *ev)
 		emit_error("starting the writer: %s", strerror(-k));
 		return EXIT_ERROR;
 	}
+	r->frozen = false;
 	(void)handover_clock_now(&resumed_tsc);
 	watch_start(r, "resume");
 	k = lu_vmm_resumed(r->vmm);
@@ -534,7 +664,7 @@ static int dispatch(struct refvmm *r)
 	struct lu_vmm_event ev;
 	int k, code;
 
-	for (;;) {
+	while (connected(r)) {
 		k = lu_vmm_next_event(r->vmm, &ev);
 		if (k == 0)
 			return RUN_ON;
@@ -550,6 +680,7 @@ static int dispatch(struct refvmm *r)
 		if (code != RUN_ON)
 			return code;
 	}
+	return RUN_ON;
 }
 
 /* A fresh VM: RAM and vmstate exist before anyone asks to preserve them. */
@@ -608,12 +739,16 @@ static int run(struct refvmm *r)
 		if (code != RUN_ON)
 			return code;
 	}
-	code = handle_event(r, &first);
+	code = fault_at(r, PHASE_REGISTERING);
+	if (code == NO_FAULT)
+		code = handle_event(r, &first);
 	if (code == RUN_ON)
 		code = dispatch(r);
 
 	while (code == RUN_ON) {
-		p[0] = (struct pollfd){ .fd = lu_vmm_get_fd(r->vmm), .events = POLLIN };
+		/* a hung or disconnected VMM still answers signals */
+		p[0] = (struct pollfd){ .fd = connected(r) ? lu_vmm_get_fd(r->vmm) : -1,
+					.events = POLLIN };
 		p[1] = (struct pollfd){ .fd = signal_pipe[0], .events = POLLIN };
 		/* a timeout only while we wait for the writer to show progress */
 		k = poll(p, 2, r->watch_after ? WATCH_INTERVAL_MS : -1);
@@ -631,6 +766,12 @@ static int run(struct refvmm *r)
 				continue;
 			if (sig == SIGUSR1) {
 				code = on_verify_signal(r);
+				continue;
+			}
+			if (sig == SIGUSR2) {
+				code = on_release_signal(r);
+				if (code == RUN_ON)
+					code = dispatch(r);
 				continue;
 			}
 			o = event_new("exit");
@@ -662,7 +803,7 @@ static int setup_signals(void)
 		return -errno;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
-	    sigaction(SIGUSR1, &sa, NULL) < 0)
+	    sigaction(SIGUSR1, &sa, NULL) < 0 || sigaction(SIGUSR2, &sa, NULL) < 0)
 		return -errno;
 	return 0;
 }
@@ -681,13 +822,34 @@ static void help(void)
 	       "  --mode send|self  send: the daemon preserves the fds (default);\n"
 	       "                    self: preserve into the LUO session directly\n"
 	       "  --seed N          seed of the RAM contents (default 1)\n"
-	       "  --fault NAME      misbehave for tests: exit-at-prepare, hang-at-prepare,\n"
-	       "                    exit-at-freeze, ignore-freeze, exit-after-restore,\n"
-	       "                    bad-preserves (a pipe and a taken token, then prepare)\n"
+	       "  --fault ACTION@PHASE  misbehave, for tests (see Faults below)\n"
+	       "  --freeze-hold     stop the VM at FREEZE but send FROZEN only on SIGUSR2\n"
+	       "                    (a slow freezer, on cue; a THAW cancels the hold)\n"
 	       "  -h, --help        this text\n\n"
 	       "After a kexec, start it again with the same --vm-id: RAM size, count and\n"
 	       "seed then come from the preserved vmstate, not from the options.\n\n"
 	       "SIGUSR1 checks every byte of RAM against the model, the writer parked.\n\n"
+	       "Faults (--fault ACTION@PHASE):\n"
+	       "  ACTION  crash       SIGKILL itself (no cleanup, no goodbye)\n"
+	       "          hang        stop reading the daemon's socket, keep it open;\n"
+	       "                      the VM stays as it is, signals still work\n"
+	       "          disconnect  close the daemon's socket; the VM stays as it is\n"
+	       "                      (running, or stopped) and keeps its RAM\n"
+	       "          exit        exit with status 1\n"
+	       "          ignore      leave the phase's request unanswered, serve the\n"
+	       "                      rest (preserving, freezing, restoring, restored)\n"
+	       "  PHASE   registering right after connecting (a fresh VM's RAM exists)\n"
+	       "          preserving  on PREPARE, before preserving anything\n"
+	       "          prepared    after answering PREPARE, before the commit\n"
+	       "          freezing    on FREEZE, the VM still running\n"
+	       "          frozen      after FROZEN, before the reboot\n"
+	       "          restoring   after the reboot: connected, before retrieving files\n"
+	       "          restored    files retrieved and verified, before RESUMED\n"
+	       "  Older names, kept: exit-at-prepare (exit@preserving), hang-at-prepare\n"
+	       "  (ignore@preserving), exit-at-freeze (exit@freezing), ignore-freeze\n"
+	       "  (ignore@freezing), exit-after-restore (exit@restored), and\n"
+	       "  bad-preserves (a pipe and a taken token, refused, then prepare).\n"
+	       "  The restoring and restored faults act only in a restarted VMM.\n\n"
 	       "Events (\"event\" names them; *_tsc are raw TSC ticks, null without a TSC):\n"
 	       "  registered {vm_id, restore}     connected; restore: a RESTORE is waiting\n"
 	       "  running    {bytes, ram_fds}     a fresh VM, the writer started\n"
@@ -704,11 +866,13 @@ static void help(void)
 	       "  verified   {verified_bytes, bad_words, frozen}  SIGUSR1's check (a frozen\n"
 	       "                                  VM stays frozen)\n"
 	       "  refused    {what, error}        bad-preserves: what the daemon refused\n"
-	       "  fault      {fault}              an injected fault happens now\n"
+	       "  held       {checksum}           --freeze-hold: stopped, FROZEN held back\n"
+	       "  fault      {fault, action, phase}  an injected fault happens now (fault:\n"
+	       "                                  as given to --fault)\n"
 	       "  hangup, exit {signal}, error {message}\n\n"
 	       "Exit status:\n"
 	       "  0  stopped by SIGTERM or SIGINT\n"
-	       "  1  error (connecting, system calls), or an injected exit-at-* fault\n"
+	       "  1  error (connecting, system calls), or an injected exit fault\n"
 	       "  2  invalid options\n"
 	       "  3  guest memory lost or corrupted (a restore, THAW or SIGUSR1 check failed)\n"
 	       "  4  the daemon closed the connection\n",
@@ -728,9 +892,49 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/* ACTION@PHASE, or one of the older names (fault_aliases). */
+static int parse_fault(const char *s, struct fault *ret)
+{
+	struct fault f = { .name = s };
+	const char *at = strchr(s, '@');
+
+	for (size_t i = 0; i < sizeof(fault_aliases) / sizeof(fault_aliases[0]); i++)
+		if (!strcmp(s, fault_aliases[i].name)) {
+			f.action = fault_aliases[i].action;
+			f.phase = fault_aliases[i].phase;
+			*ret = f;
+			return 0;
+		}
+	if (!at)
+		return -EINVAL;
+	/* bad-preserves has a phase of its own; "none" is no fault */
+	for (int a = ACTION_CRASH; a < ACTION_BAD_PRESERVES; a++)
+		if (strlen(action_names[a]) == (size_t)(at - s) &&
+		    !strncmp(s, action_names[a], (size_t)(at - s)))
+			f.action = (enum fault_action)a;
+	for (int p = PHASE_REGISTERING; p < _PHASE_MAX; p++)
+		if (!strcmp(at + 1, phase_names[p]))
+			f.phase = (enum fault_phase)p;
+	if (f.action == ACTION_NONE || f.phase == PHASE_NONE)
+		return -EINVAL;
+	if (f.action == ACTION_IGNORE && !(PHASES_WITH_REQUEST & (1u << f.phase)))
+		return -EINVAL;
+	*ret = f;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct refvmm *r)
 {
-	enum { ARG_VM_ID = 0x100, ARG_SOCKET, ARG_MEM, ARG_FDS, ARG_MODE, ARG_SEED, ARG_FAULT };
+	enum {
+		ARG_VM_ID = 0x100,
+		ARG_SOCKET,
+		ARG_MEM,
+		ARG_FDS,
+		ARG_MODE,
+		ARG_SEED,
+		ARG_FAULT,
+		ARG_FREEZE_HOLD,
+	};
 	static const struct option options[] = {
 		{ "vm-id", required_argument, NULL, ARG_VM_ID },
 		{ "socket", required_argument, NULL, ARG_SOCKET },
@@ -739,6 +943,7 @@ static int parse_args(int argc, char **argv, struct refvmm *r)
 		{ "mode", required_argument, NULL, ARG_MODE },
 		{ "seed", required_argument, NULL, ARG_SEED },
 		{ "fault", required_argument, NULL, ARG_FAULT },
+		{ "freeze-hold", no_argument, NULL, ARG_FREEZE_HOLD },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -773,12 +978,11 @@ static int parse_args(int argc, char **argv, struct refvmm *r)
 				goto bad;
 			break;
 		case ARG_FAULT:
-			r->fault = FAULT_NONE;
-			for (size_t i = 1; i < sizeof(fault_names) / sizeof(fault_names[0]); i++)
-				if (!strcmp(optarg, fault_names[i]))
-					r->fault = (enum fault)i;
-			if (r->fault == FAULT_NONE)
+			if (parse_fault(optarg, &r->fault) < 0)
 				goto bad;
+			break;
+		case ARG_FREEZE_HOLD:
+			r->freeze_hold = true;
 			break;
 		case 'h':
 			help();
