@@ -371,7 +371,7 @@ static bool handle_request(ControlClient *c, const ControlRequest *req)
 			json_object_object_add(result, "update_id", NULL);
 			json_object_object_add(result, "state", json_object_new_string("idle"));
 			json_object_object_add(result, "released_sessions",
-					       json_object_new_int((int)manager_release_held(m)));
+					       json_object_new_int((int)manager_release_held(m, true)));
 			break;
 		}
 		if (!m->update || !update_state_abortable(m->state))

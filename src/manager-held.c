@@ -12,8 +12,10 @@
  *     the kexec) are taken back by the restore, which picks the update up;
  *     they are never released by an abort: they carry guest memory that
  *     only a restored VMM or an explicit release may let go;
- *   - outgoing sessions (it died before the jump) belong to an update whose
- *     VMMs are gone from this instance: an operator's abort cancels them,
+ *   - outgoing sessions (it died before the jump) are taken back by a
+ *     prepared update this instance resumes, or cancelled when it rolls
+ *     the update back (manager-resume.c); without update.json to say what
+ *     they are, they stay held until an operator's abort cancels them,
  *     like any abort before the jump, and unloads the kexec image.
  */
 
@@ -62,13 +64,13 @@ static void held_drop(Manager *m, size_t i)
 	m->held[i] = m->held[--m->n_held];
 }
 
-int manager_take_held(Manager *m, const char *name)
+int manager_take_held(Manager *m, const char *name, bool incoming)
 {
 	for (size_t i = 0; i < m->n_held; i++) {
 		int fd = m->held[i].fd;
 
-		/* only the restore takes sessions back, and only retrieved ones */
-		if (!m->held[i].incoming || strcmp(m->held[i].name, name) != 0)
+		/* the restore takes retrieved ones, a resumed prepared update outgoing ones */
+		if (m->held[i].incoming != incoming || strcmp(m->held[i].name, name) != 0)
 			continue;
 		held_drop(m, i);
 		return fd;
@@ -76,7 +78,7 @@ int manager_take_held(Manager *m, const char *name)
 	return -ENOENT;
 }
 
-size_t manager_release_held(Manager *m)
+size_t manager_release_held(Manager *m, bool unload)
 {
 	size_t n = 0;
 	int r;
@@ -92,7 +94,7 @@ size_t manager_release_held(Manager *m)
 		held_drop(m, i - 1);
 		n++;
 	}
-	if (n > 0) {
+	if (n > 0 && unload) {
 		/* the interrupted update had loaded its kernel too */
 		r = kexec_unload();
 		if (r < 0)

@@ -130,7 +130,7 @@ static int on_restore_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  */
 static int vm_session(Manager *m, int *luo_fd, const char *name, bool *ret_held)
 {
-	int fd = manager_take_held(m, name);
+	int fd = manager_take_held(m, name, true);
 
 	*ret_held = fd >= 0;
 	if (fd >= 0)
@@ -165,7 +165,7 @@ static int restore_sessions(Manager *m, int *luo_fd, Update *u, bool picked_up)
 			(void)report_set_error(u->report, "vmm-failed", "A VM's session did not survive the kexec");
 			continue;
 		}
-		r = manager_add_awaiting_vmm(m, mvm, fd, &v);
+		r = manager_add_absent_vmm(m, mvm, VMM_AWAITING, fd, &v);
 		if (r < 0) {
 			/* never close it: that would finish it and free the VM's memory */
 			if (!held)
@@ -187,7 +187,7 @@ static int restore_sessions(Manager *m, int *luo_fd, Update *u, bool picked_up)
  */
 static int own_session(Manager *m, int *luo_fd, const char *handover_id, bool *ret_picked_up)
 {
-	int fd = manager_take_held(m, MANIFEST_SESSION_NAME);
+	int fd = manager_take_held(m, MANIFEST_SESSION_NAME, true);
 
 	*ret_picked_up = fd >= 0;
 	if (fd >= 0) {

@@ -36,6 +36,7 @@
 #include "manager.h"
 #include "pci.h"
 #include "string-util.h"
+#include "update-file.h"
 #include "vmm-message.h"
 
 Update *update_free(Update *u)
@@ -94,6 +95,11 @@ int manager_set_state(Manager *m, UpdateEvent event)
 	log_info("Update %s: %s -> %s", m->update ? m->update->id : "-",
 		 update_state_to_string(m->state), update_state_to_string(next));
 	m->state = next;
+	/* what a restarted daemon needs; freezing is written by commit, before the blackout */
+	if (next == UPDATE_PREPARING || next == UPDATE_PREPARED)
+		manager_persist_update(m, next);
+	else if (next == UPDATE_IDLE || next == UPDATE_RESTORING)
+		(void)update_file_remove(m->config.state_dir);
 	manager_emit_state(m);
 	manager_notify_status(m);
 	return 0;
@@ -437,6 +443,13 @@ int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, ch
 				 m->state == UPDATE_IDLE ? "Nothing is prepared" :
 				 m->state == UPDATE_PREPARING ? "VMMs are still preserving their files" :
 				 "The update is already past prepare");
+	if (manager_count_absent(m) > 0) {
+		char absent[512];
+
+		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EAGAIN,
+				 "VMMs have not reconnected since the daemon restarted: %s",
+				 manager_absent_vmms(m, absent, sizeof(absent)));
+	}
 
 	r = preserve_manifest(m);
 	if (r < 0) {
@@ -449,6 +462,8 @@ int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, ch
 			      m->config.state_dir);
 		return 0;
 	}
+	/* a daemon restart from here on rolls back: VMs may be stopped */
+	manager_persist_update(m, UPDATE_FREEZING);
 	/* Flush now, while the VMs run, so the sync inside the blackout has little left. */
 	sync();
 
@@ -647,6 +662,10 @@ void manager_abort(Manager *m, ControlError code, int error, const char *fmt, ..
 			rv->outcome = REPORT_VM_THAWED;
 		vmm_set_state(v, VMM_REGISTERED);
 	}
+	/* records of a resumed update whose VMM never came back: nothing to thaw */
+	for (size_t i = m->n_vmms; i > 0; i--)
+		if (m->vmms[i - 1]->absent)
+			vmm_remove(m->vmms[i - 1]);
 	u->session_fd = safe_close(u->session_fd);
 	u->record_fd = safe_close(u->record_fd);
 	manager_fdstore_remove(m, MANIFEST_SESSION_NAME);

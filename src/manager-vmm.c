@@ -15,6 +15,7 @@
  */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,13 +114,14 @@ static void vmm_set_id(Vmm *v, const char *vm_id)
 	v->manager->n_in_state[v->state]++;
 }
 
-int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, Vmm **ret)
+int manager_add_absent_vmm(Manager *m, const ManifestVm *mvm, VmmState s, int session_fd, Vmm **ret)
 {
 	Vmm *v = vmm_new(m);
 
 	if (!v)
 		return -ENOMEM;
-	v->state = VMM_AWAITING;
+	v->state = s;
+	v->absent = s != VMM_AWAITING;
 	vmm_set_id(v, mvm->vm_id);
 	strcpy(v->session_name, mvm->session);
 	v->cred.uid = mvm->uid;
@@ -133,6 +135,40 @@ int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, 
 	v->n_tokens = mvm->n_tokens;
 	*ret = v;
 	return 0;
+}
+
+static bool vmm_absent(const Vmm *v)
+{
+	return v->vm_id[0] && v->fd < 0 && v->state >= VMM_PREPARING && v->state <= VMM_FROZEN;
+}
+
+size_t manager_count_absent(Manager *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_vmms; i++)
+		n += vmm_absent(m->vmms[i]);
+	return n;
+}
+
+const char *manager_absent_vmms(Manager *m, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < m->n_vmms && off + 1 < size; i++) {
+		int n;
+
+		if (!vmm_absent(m->vmms[i]))
+			continue;
+		n = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", m->vmms[i]->vm_id);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off + 1 >= size && size > 4)
+		strcpy(buf + size - 4, "...");
+	return buf;
 }
 
 static int reply(Vmm *v, uint32_t seq, int error, uint32_t flags, int fd)
@@ -234,8 +270,9 @@ static int handle_hello(Vmm *v, const struct lu_vmm_hello *hello)
 	uint32_t flags = 0;
 	int r;
 
-	if (hello->version != LU_VMM_PROTOCOL_VERSION)
+	if (hello->version < LU_VMM_PROTOCOL_VERSION_MIN || hello->version > LU_VMM_PROTOCOL_VERSION)
 		return reply(v, hello->hdr.seq, -EPROTONOSUPPORT, 0, -1), -EPROTONOSUPPORT;
+	v->version = hello->version;
 
 	old = manager_find_vmm(m, hello->vm_id);
 	if (old && old->state == VMM_RELEASED && old->fd < 0) {
@@ -246,6 +283,10 @@ static int handle_hello(Vmm *v, const struct lu_vmm_hello *hello)
 	if (old && old->fd >= 0)
 		return reply(v, hello->hdr.seq, -EEXIST, 0, -1), -EEXIST;
 
+	/* a VMM of a resumed update that speaks only version 1 cannot take it up */
+	if (old && vmm_absent(old) && v->version < 2)
+		return reply(v, hello->hdr.seq, -EPROTONOSUPPORT, 0, -1), -EPROTONOSUPPORT;
+
 	if (old) {
 		/* Only the owner of the VM comes back for its memory. */
 		if (v->cred.uid != 0 && v->cred.uid != old->cred.uid)
@@ -255,9 +296,13 @@ static int handle_hello(Vmm *v, const struct lu_vmm_hello *hello)
 		old->fd = TAKE_FD(v->fd);
 		old->io = TAKE_PTR(v->io);
 		old->cred = v->cred;
+		old->version = v->version;
+		old->absent = false;
 		(void)sd_event_source_set_userdata(old->io, old);
 		vmm_remove(v);
 
+		if (old->state == VMM_PREPARED)
+			return manager_vmm_reconnected(m, old, hello->hdr.seq);
 		r = reply(old, hello->hdr.seq, 0, LU_VMM_REPLY_RESTORE_PENDING, -1);
 		if (r < 0)
 			return r;

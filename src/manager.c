@@ -183,6 +183,9 @@ int manager_start(Manager *m)
 	r = manager_restore_incoming(m);
 	if (r < 0)
 		log_error_errno(r, "Could not restore the incoming update: %m");
+	/* else an update from before the kexec that a previous instance of this boot left */
+	if (m->state == UPDATE_IDLE && !m->update)
+		(void)manager_resume_interrupted(m);
 
 	(void)sd_notify(false, "READY=1");
 	manager_notify_status(m);

@@ -14,6 +14,7 @@
  *   manager-restore.c  after the kexec: hand sessions back, finish them
  *   manager-report.c   status, VMM list, reports
  *   manager-held.c     sessions a previous instance left in the fd store
+ *   manager-resume.c   the update a previous instance left before the kexec
  */
 
 #include <json-c/json.h>
@@ -69,6 +70,7 @@ struct Vmm {
 	int fd;                       /* -1: not connected (after the kexec, until it is back) */
 	sd_event_source *io;
 	struct ucred cred;
+	uint32_t version; /* of the protocol, from HELLO */
 	VmmState state;
 
 	int session_fd; /* our copy; -1 when none */
@@ -77,6 +79,7 @@ struct Vmm {
 	size_t n_tokens;
 	bool session_handed_out; /* the VMM holds a copy of the session fd */
 	bool refused; /* not authorised: its HELLO gets -EACCES, then it is dropped */
+	bool absent;  /* recreated by a restarted daemon, its VMM not back yet */
 
 	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;
 };
@@ -144,10 +147,10 @@ usec_t manager_now(void); /* CLOCK_REALTIME µs, the report's clock */
 /* manager-held.c */
 /* Keep a session fd the fd store handed back; takes fd over. */
 int manager_hold_fd(Manager *m, int fd, const char *name);
-/* Take a held incoming session back by name (it stays in the fd store); -ENOENT if none. */
-int manager_take_held(Manager *m, const char *name);
-/* Cancel the held outgoing sessions and unload the kexec image; returns how many. */
-size_t manager_release_held(Manager *m);
+/* Take a held session of that direction back by name (it stays in the fd store); -ENOENT if none. */
+int manager_take_held(Manager *m, const char *name, bool incoming);
+/* Cancel the held outgoing sessions (and with unload the kexec image); returns how many. */
+size_t manager_release_held(Manager *m, bool unload);
 size_t manager_count_held(Manager *m, bool incoming);
 json_object *manager_held_json(Manager *m);
 /* At exit: close our copies, leave the fd store alone. */
@@ -156,8 +159,11 @@ void manager_held_free(Manager *m);
 /* manager-vmm.c */
 int manager_vmm_accept(Manager *m, int listen_fd);
 Vmm *manager_find_vmm(Manager *m, const char *vm_id);
-/* Add a VMM known from the manifest that has not reconnected yet. */
-int manager_add_awaiting_vmm(Manager *m, const ManifestVm *mvm, int session_fd, Vmm **ret);
+/* Add a VMM known from a manifest that has not reconnected yet, in state s, holding session_fd. */
+int manager_add_absent_vmm(Manager *m, const ManifestVm *mvm, VmmState s, int session_fd, Vmm **ret);
+/* VMMs of the update in flight that are not connected (after a daemon restart). */
+size_t manager_count_absent(Manager *m);
+const char *manager_absent_vmms(Manager *m, char *buf, size_t size);
 void vmm_remove(Vmm *v);
 void vmm_set_state(Vmm *v, VmmState s);
 /* Close our session copy (which cancels it before the kexec, finishes it after). */
@@ -195,6 +201,14 @@ json_object *manager_list_json(Manager *m);
 /* The report of the update in flight, else the last one, else NULL. */
 json_object *manager_report_json(Manager *m);
 void manager_finish_report(Manager *m, ReportOutcome outcome);
+
+/* manager-resume.c */
+/* At start, before the kexec: pick up or roll back what a previous instance left. */
+int manager_resume_interrupted(Manager *m);
+/* Write update.json for the update in flight, as in state (preparing, prepared, freezing). */
+void manager_persist_update(Manager *m, UpdateState state);
+/* The VMM of an absent record of the resumed update said HELLO again. */
+int manager_vmm_reconnected(Manager *m, Vmm *v, uint32_t seq);
 
 /* manager-restore.c */
 /* At start: pick up an update the previous kernel handed over, if any. */

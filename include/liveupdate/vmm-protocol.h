@@ -42,11 +42,35 @@
  * daemon starts (PREPARE, FREEZE, THAW, RESTORE) have seq 0 and may arrive
  * while a VMM waits for a reply. A VMM that closes its socket outside an
  * update simply leaves; one that vanishes during one aborts it (see README).
+ *
+ * Daemon restarts (version 2). When the daemon's end of the connection
+ * closes before the kexec, the daemon may only be restarting (systemd
+ * keeps the sessions in its fd store and the listening socket open). The
+ * VMM connects again and says HELLO with the same vm_id and version 2:
+ *
+ *   - REPLY with LU_VMM_REPLY_RESUMED: the restarted daemon picked up the
+ *     prepared update this VMM is in; nothing changes for the VMM (it
+ *     keeps its session fd and its preserved files), commit follows;
+ *   - REPLY without it, while the VMM was in an update (between PREPARE
+ *     and THAW or RESTORE): the update is over; the VMM treats it as a
+ *     THAW (closes its copy of the session fd, runs the VM). A daemon that
+ *     restarts while preparing, freezing or frozen always ends so;
+ *   - no daemon by the VMM's deadline: the same, nothing can jump without
+ *     the daemon; then the VMM is on its own.
+ *
+ * libliveupdate-vmm does all of this itself (see vmm.h).
  */
 
 #include <stdint.h>
 
-#define LU_VMM_PROTOCOL_VERSION 1
+/*
+ * Version 2 adds the reconnection after a daemon restart (below) and
+ * LU_VMM_REPLY_RESUMED. The daemon accepts HELLO of every version from
+ * LU_VMM_PROTOCOL_VERSION_MIN on, and sends a VMM only what its version
+ * knows.
+ */
+#define LU_VMM_PROTOCOL_VERSION 2
+#define LU_VMM_PROTOCOL_VERSION_MIN 1
 #define LU_VMM_MSG_MAX 4096
 /* A VM id: 1..LU_VM_ID_MAX bytes of [A-Za-z0-9._-], NUL padded on the wire. */
 #define LU_VM_ID_MAX 40
@@ -80,7 +104,7 @@ struct lu_vmm_header {
 
 struct lu_vmm_hello {
 	struct lu_vmm_header hdr;
-	uint32_t version; /* LU_VMM_PROTOCOL_VERSION */
+	uint32_t version; /* LU_VMM_PROTOCOL_VERSION_MIN..LU_VMM_PROTOCOL_VERSION */
 	uint32_t flags;   /* none defined, must be 0 */
 	char vm_id[LU_VM_ID_MAX + 1];
 	char _pad[7];
@@ -96,6 +120,8 @@ struct lu_vmm_token_msg {
 
 #define LU_VMM_REPLY_RESTORE_PENDING (1u << 0) /* HELLO: a RESTORE follows */
 #define LU_VMM_REPLY_PREPARE_PENDING (1u << 1) /* HELLO: a PREPARE follows */
+/* HELLO, version 2: a restarted daemon carries on with this VMM's prepared update */
+#define LU_VMM_REPLY_RESUMED (1u << 2)
 
 struct lu_vmm_reply {
 	struct lu_vmm_header hdr; /* seq of the request */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/reboot.h>
 #include <stdint.h>
 #include <string.h>
@@ -57,6 +58,24 @@ int kexec_unload(void)
 	long r = syscall(SYS_kexec_file_load, -1, -1, 0, NULL, KEXEC_FILE_UNLOAD);
 
 	return r < 0 ? negative_errno() : 0;
+}
+
+int kexec_loaded(void)
+{
+	char buf[16] = "";
+	ssize_t n;
+	int fd;
+
+	fd = open("/sys/kernel/kexec_loaded", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return negative_errno();
+	if (n == 0 || (buf[0] != '0' && buf[0] != '1'))
+		return -EBADMSG;
+	return buf[0] == '1';
 }
 
 int kexec_reboot(void)

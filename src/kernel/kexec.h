@@ -20,6 +20,11 @@ int kexec_image_check(int kernel_fd);
 /* initrd_fd < 0 loads without an initramfs. */
 int kexec_load(int kernel_fd, int initrd_fd, const char *cmdline);
 int kexec_unload(void);
+/*
+ * Is an image loaded for kexec (/sys/kernel/kexec_loaded)? 1 or 0, or a
+ * negative errno when the kernel does not say (no sysfs, no CONFIG_KEXEC).
+ */
+int kexec_loaded(void);
 
 /* sync(2), then jump. Returns only on failure, with a negative errno. */
 int kexec_reboot(void);

@@ -23,7 +23,7 @@ void strv_free(char **l)
 	free(l);
 }
 
-static int write_all_synced(const char *dir, const char *name, const char *data, size_t len)
+int state_file_write(const char *dir, const char *name, const char *data, size_t len)
 {
 	char tmp[4096], path[4096];
 	_cleanup_close_ int fd = -1, dfd = -1;
@@ -64,7 +64,7 @@ int handover_write(const char *state_dir, const Manifest *m)
 		json_object_array_add(mods, json_object_new_string(m->modules[i]));
 	json_object_object_add(o, "modules", mods);
 	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-	r = s ? write_all_synced(state_dir, HANDOVER_FILE_NAME, s, len) : -ENOMEM;
+	r = s ? state_file_write(state_dir, HANDOVER_FILE_NAME, s, len) : -ENOMEM;
 	json_object_put(o);
 	return r;
 }

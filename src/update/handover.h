@@ -19,6 +19,9 @@
 
 #define HANDOVER_FILE_NAME "handover.json"
 
+/* Replace dir/name atomically (temporary file, fsync, rename, fsync of dir). */
+int state_file_write(const char *dir, const char *name, const char *data, size_t len);
+
 int handover_write(const char *state_dir, const Manifest *m);
 /* -ENOENT when there is none. *ret_modules is a NULL-terminated strv. */
 int handover_read(const char *state_dir, char **ret_update_id, char ***ret_modules, size_t *ret_n);

@@ -27,6 +27,7 @@ static const char *const update_event_table[_UPDATE_EVENT_MAX] = {
 	[UPDATE_EVENT_INCOMING] = "incoming",
 	[UPDATE_EVENT_ALL_RESTORED] = "all-restored",
 	[UPDATE_EVENT_ALL_FINISHED] = "all-finished",
+	[UPDATE_EVENT_RESUME] = "resume",
 };
 
 static const char *const vmm_state_table[_VMM_STATE_MAX] = {
@@ -53,6 +54,8 @@ static const struct {
 } transitions[] = {
 	{ UPDATE_IDLE, UPDATE_EVENT_PREPARE, UPDATE_PREPARING },
 	{ UPDATE_IDLE, UPDATE_EVENT_INCOMING, UPDATE_RESTORING },
+	/* the daemon restarted with a prepared update in its fd store */
+	{ UPDATE_IDLE, UPDATE_EVENT_RESUME, UPDATE_PREPARED },
 
 	{ UPDATE_PREPARING, UPDATE_EVENT_ALL_PREPARED, UPDATE_PREPARED },
 	{ UPDATE_PREPARING, UPDATE_EVENT_FAIL, UPDATE_IDLE },

@@ -34,6 +34,7 @@ typedef enum UpdateEvent {
 	UPDATE_EVENT_INCOMING,     /* at start: the previous kernel handed over an update */
 	UPDATE_EVENT_ALL_RESTORED, /* every VMM took its session back or was released */
 	UPDATE_EVENT_ALL_FINISHED, /* every session finished or released */
+	UPDATE_EVENT_RESUME,       /* at start: a prepared update a previous instance left */
 	_UPDATE_EVENT_MAX,
 	_UPDATE_EVENT_INVALID = -EINVAL,
 } UpdateEvent;

@@ -29,7 +29,8 @@ _Static_assert(sizeof(struct lu_vmm_restore) == 48, "wire ABI");
 _Static_assert(sizeof(struct lu_vmm_restore) + LU_VMM_FDS_MAX * sizeof(uint64_t) <= LU_VMM_MSG_MAX,
 	       "RESTORE fits a packet");
 
-#define REPLY_FLAGS_KNOWN (LU_VMM_REPLY_RESTORE_PENDING | LU_VMM_REPLY_PREPARE_PENDING)
+#define REPLY_FLAGS_KNOWN \
+	(LU_VMM_REPLY_RESTORE_PENDING | LU_VMM_REPLY_PREPARE_PENDING | LU_VMM_REPLY_RESUMED)
 /* Errors on the wire are negative errnos; the kernel's errnos stay below 4096. */
 #define ERRNO_MAX 4095
 

@@ -120,7 +120,7 @@ class TestVmmProtocol(harness.WorldTestCase):
         self.assertEqual(a.hello("vm-a"), 0)
         # the id is taken while its VMM is connected
         self.assertEqual(self.raw().hello("vm-a"), -errno.EEXIST)
-        self.assertEqual(self.raw().hello("vm-v2", version=2), -errno.EPROTONOSUPPORT)
+        self.assertEqual(self.raw().hello("vm-v3", version=VERSION + 2), -errno.EPROTONOSUPPORT)
 
         # preserving outside an update's prepare phase
         fd = os.memfd_create("ram")

@@ -70,13 +70,16 @@ static void test_transition_count(void **state)
 		for (UpdateEvent e = 0; e < _UPDATE_EVENT_MAX; e++)
 			if (update_state_next(s, e) >= 0)
 				allowed++;
-	assert_int_equal(allowed, 17);
+	assert_int_equal(allowed, 18);
 
 	/* nothing skips ahead */
 	assert_int_equal(update_state_next(UPDATE_IDLE, UPDATE_EVENT_COMMIT), -EPERM);
 	assert_int_equal(update_state_next(UPDATE_PREPARING, UPDATE_EVENT_COMMIT), -EPERM);
 	assert_int_equal(update_state_next(UPDATE_FREEZING, UPDATE_EVENT_REBOOT), -EPERM);
 	assert_int_equal(update_state_next(UPDATE_PREPARED, UPDATE_EVENT_INCOMING), -EPERM);
+	/* a restarted daemon resumes a prepared update, nothing else */
+	assert_int_equal(update_state_next(UPDATE_IDLE, UPDATE_EVENT_RESUME), UPDATE_PREPARED);
+	assert_int_equal(update_state_next(UPDATE_PREPARED, UPDATE_EVENT_RESUME), -EPERM);
 	/* a late VMM sends a prepared update back to preparing */
 	assert_int_equal(update_state_next(UPDATE_PREPARED, UPDATE_EVENT_PREPARE), UPDATE_PREPARING);
 }

@@ -171,10 +171,10 @@ static void test_reply(void **state)
 	assert_int_equal(vmm_message_check(&m, sizeof(m), 0, FROM_VMM), -EBADMSG);
 	assert_int_equal(vmm_message_check(&m, sizeof(m) - 4, 0, FROM_DAEMON), -EBADMSG);
 
-	m.flags = LU_VMM_REPLY_RESTORE_PENDING | LU_VMM_REPLY_PREPARE_PENDING;
+	m.flags = LU_VMM_REPLY_RESTORE_PENDING | LU_VMM_REPLY_PREPARE_PENDING | LU_VMM_REPLY_RESUMED;
 	m.error = -EPERM;
 	assert_int_equal(vmm_message_check(&m, sizeof(m), 0, FROM_DAEMON), LU_VMM_MSG_REPLY);
-	m.flags = 1u << 2;
+	m.flags = 1u << 3;
 	assert_int_equal(vmm_message_check(&m, sizeof(m), 0, FROM_DAEMON), -EBADMSG);
 	m.flags = 0;
 	m.error = EPERM;
