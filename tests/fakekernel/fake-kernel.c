@@ -97,6 +97,9 @@ struct server {
 	int fail_freeze; /* positive errno, 0: freezes succeed */
 	int open_error;	 /* positive errno every device open fails with */
 	uint64_t freeze_failures;
+	bool stall_reboot; /* the next reboot(KEXEC) neither jumps nor returns */
+	int stalled_fd;	   /* the connection of the reboot() kept waiting, or -1 */
+	uint64_t stalled_reboots;
 	bool dirty;
 };
 
@@ -260,6 +263,8 @@ static char *server_state_json(struct server *s)
 	json_object_object_add(o, "freeze_failures", json_object_new_uint64(s->freeze_failures));
 	json_object_object_add(o, "fail_freeze", json_object_new_int(s->fail_freeze));
 	json_object_object_add(o, "open_error", json_object_new_int(s->open_error));
+	json_object_object_add(o, "stall_reboot", json_object_new_boolean(s->stall_reboot));
+	json_object_object_add(o, "stalled_reboots", json_object_new_uint64(s->stalled_reboots));
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -902,23 +907,37 @@ static int errno_arg(const char *arg, int *ret)
 	return 0;
 }
 
-/* The state as a memfd: no size limit on a message. */
-static int state_memfd(struct server *s, int *ret)
+/* Text as a memfd, read from its start: no size limit on a message. */
+static int text_memfd(const char *name, const char *text, int *ret)
 {
-	_cleanup_free_ char *text = server_state_json(s);
 	_cleanup_close_ int fd = -1;
 	int r;
 
 	if (!text)
 		return -ENOMEM;
-	fd = memfd_create("fake-kernel-state", MFD_CLOEXEC);
+	fd = memfd_create(name, MFD_CLOEXEC);
 	if (fd < 0)
 		return negative_errno();
 	r = write_all(fd, text, strlen(text));
 	if (r < 0)
 		return r;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return negative_errno();
 	*ret = TAKE_FD(fd);
 	return 0;
+}
+
+static int state_memfd(struct server *s, int *ret)
+{
+	_cleanup_free_ char *text = server_state_json(s);
+
+	return text_memfd("fake-kernel-state", text, ret);
+}
+
+/* A stalled reboot() gets EOF: the caller's reboot() fails with EIO. */
+static void reboot_unstall(struct server *s)
+{
+	s->stalled_fd = safe_close(s->stalled_fd);
 }
 
 static int control(struct server *s, const struct fake_msg *req, int *ret_fd)
@@ -933,6 +952,19 @@ static int control(struct server *s, const struct fake_msg *req, int *ret_fd)
 	server_reap(s, NULL);
 	if (strcmp(cmd, "state") == 0)
 		return state_memfd(s, ret_fd);
+	/* what the shim opens as /sys/kernel/kexec_loaded */
+	if (strcmp(cmd, "kexec-loaded") == 0)
+		return text_memfd("kexec_loaded", s->kexec.loaded ? "1\n" : "0\n", ret_fd);
+	if (strcmp(cmd, "stall-reboot") == 0) {
+		r = errno_arg(arg, &v);
+		if (r < 0 || v > 1)
+			return -EINVAL;
+		s->stall_reboot = v;
+		if (!v)
+			reboot_unstall(s);
+		s->dirty = true;
+		return 0;
+	}
 	if (strcmp(cmd, "clear-fail-freeze") == 0)
 		arg = "0";
 	if (strcmp(cmd, "fail-freeze") != 0 && strcmp(cmd, "clear-fail-freeze") != 0 &&
@@ -981,6 +1013,16 @@ static void serve_hello(struct server *s, size_t i, const struct fake_msg *req, 
 		r = kexec_file_load(s, req, fds, n_fds);
 		break;
 	case FAKE_OP_REBOOT:
+		if (s->stall_reboot) {
+			/* no reply: the caller stays inside reboot() until killed */
+			reboot_unstall(s);
+			s->stalled_fd = conn;
+			s->stalled_reboots++;
+			s->stall_reboot = false;
+			s->dirty = true;
+			close_fds(fds, n_fds);
+			return;
+		}
 		r = kexec_reboot(s);
 		break;
 	case FAKE_OP_CONTROL:
@@ -1119,6 +1161,7 @@ static void server_done(struct server *s, const char *socket_path)
 	close_fds(s->pending, s->n_pending);
 	free(s->pending);
 	kexec_forget(&s->kexec);
+	reboot_unstall(s);
 	safe_close(s->device_fd);
 	safe_close(s->listen_fd);
 	safe_close(s->signal_fd);
@@ -1164,6 +1207,7 @@ static int server_main(const char *socket_path, const char *state_path, int fail
 	    .state_path = state_path,
 	    .listen_fd = -1,
 	    .device_fd = -1,
+	    .stalled_fd = -1,
 	    .fail_freeze = fail_freeze,
 	    .boot = 1,
 	};

@@ -88,9 +88,12 @@ static const char *fake_socket_path(void)
 	return p && *p ? p : NULL;
 }
 
+#define KEXEC_LOADED_PATH "/sys/kernel/kexec_loaded"
+
 static bool open_is_fake(const char *path)
 {
-	return path && strcmp(path, LUO_DEVICE_PATH) == 0 && fake_socket_path();
+	return path && (strcmp(path, LUO_DEVICE_PATH) == 0 || strcmp(path, KEXEC_LOADED_PATH) == 0) &&
+	       fake_socket_path();
 }
 
 /* Set errno from a negative errno and return -1, libc style. */
@@ -234,6 +237,35 @@ static int oneshot(const struct fake_msg *req, const int *fds, size_t n_fds)
 	if (r < 0)
 		return r;
 	return reply.op == 0 ? -EIO : reply.error;
+}
+
+/* /sys/kernel/kexec_loaded: the server's answer, a memfd of "0\n" or "1\n". */
+static int fake_open_kexec_loaded(void)
+{
+	struct {
+		struct fake_msg m;
+		char data[16];
+	} req = {.m = {.op = FAKE_OP_CONTROL, .data_len = 12}, .data = "kexec-loaded"};
+	struct fake_msg reply = {};
+	int fd, out = -1, r;
+
+	fd = connect_server(SOCK_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	r = fake_send(fd, &req.m, NULL, 0);
+	if (r >= 0)
+		r = fake_recv(fd, &reply, sizeof(reply), &out, 1, 0);
+	close(fd);
+	if (r >= 0)
+		r = reply.op == 0 ? -EIO : reply.error;
+	if (r >= 0 && out < 0)
+		r = -EIO;
+	if (r < 0) {
+		if (out >= 0)
+			close(out);
+		return r;
+	}
+	return out;
 }
 
 /* A device open is a connection the server accepts as the one open device. */
@@ -385,7 +417,7 @@ static int open_common(const char *path, int flags, mode_t mode,
 
 	if (!open_is_fake(path))
 		return real(path, flags, mode);
-	fd = fake_open(flags);
+	fd = strcmp(path, KEXEC_LOADED_PATH) == 0 ? fake_open_kexec_loaded() : fake_open(flags);
 	return fd < 0 ? fail(fd) : fd;
 }
 
@@ -396,7 +428,7 @@ static int openat_common(int dirfd, const char *path, int flags, mode_t mode,
 
 	if (!open_is_fake(path))
 		return real(dirfd, path, flags, mode);
-	fd = fake_open(flags);
+	fd = strcmp(path, KEXEC_LOADED_PATH) == 0 ? fake_open_kexec_loaded() : fake_open(flags);
 	return fd < 0 ? fail(fd) : fd;
 }
 
