@@ -22,6 +22,29 @@
  *   event LU_VMM_EVENT_RESTORE:  ram_fd = lu_vmm_restored_fd(vmm, 1);
  *                                ... resume the VM ...
  *                                lu_vmm_resumed(vmm);
+ *
+ * Daemon restarts. liveupdated may be restarted at any time (a crash, an
+ * upgrade); systemd keeps its sessions and its socket meanwhile. When the
+ * connection closes, the library connects again by itself and says HELLO
+ * with the same VM id, retrying for up to the reconnect timeout (default
+ * LU_VMM_RECONNECT_TIMEOUT_MS_DEFAULT, $LIVEUPDATE_VMM_RECONNECT_TIMEOUT_MS,
+ * or lu_vmm_set_reconnect_timeout()). The fd to poll stays the same; keep
+ * polling it and calling lu_vmm_next_event(). Then:
+ *
+ *   - the new daemon picked up the prepared update the VM is in: nothing
+ *     happens, the next event is FREEZE (commit) or THAW (abort);
+ *   - the update did not survive the restart (it was preparing, freezing
+ *     or frozen, or it was rolled back): a THAW with error -ECONNRESET,
+ *     after which the VM runs on, as after any abort, and a PREPARE may
+ *     follow for a new update;
+ *   - no daemon answered by the deadline: that THAW (if the VM was in an
+ *     update: a frozen VM must run again, nothing can jump without the
+ *     daemon), then LU_VMM_EVENT_HANGUP for good.
+ *
+ * Requests made while the library reconnects fail with -ENOTCONN, and one
+ * that the hangup interrupted with -ECONNRESET; the events that follow say
+ * what became of the update. After the kexec a RESTORE that a restarted
+ * daemon sends again is not handed out twice.
  */
 
 #include <stdint.h>
@@ -40,7 +63,7 @@ enum lu_vmm_event_type {
 	LU_VMM_EVENT_FREEZE,  /* stop the VM within timeout_ms, then lu_vmm_frozen() */
 	LU_VMM_EVENT_THAW,    /* update aborted (error says why): resume */
 	LU_VMM_EVENT_RESTORE, /* after kexec: your files are ready to retrieve */
-	LU_VMM_EVENT_HANGUP,  /* the daemon closed the connection */
+	LU_VMM_EVENT_HANGUP,  /* the daemon is gone and did not come back in time */
 };
 
 struct lu_vmm_event {
@@ -61,8 +84,13 @@ struct lu_vmm_event {
 int lu_vmm_connect(const char *socket_path, const char *vm_id, struct lu_vmm **ret);
 struct lu_vmm *lu_vmm_free(struct lu_vmm *vmm);
 
+/* The fd to poll for POLLIN: the same one across reconnections (an epoll fd). */
 int lu_vmm_get_fd(const struct lu_vmm *vmm);
 const char *lu_vmm_get_vm_id(const struct lu_vmm *vmm);
+
+#define LU_VMM_RECONNECT_TIMEOUT_MS_DEFAULT 30000
+/* How long to look for a restarted daemon after a hangup; 0: never, a hangup is final. */
+int lu_vmm_set_reconnect_timeout(struct lu_vmm *vmm, uint32_t timeout_ms);
 
 /*
  * The next thing the daemon asked for, without blocking. Returns the event

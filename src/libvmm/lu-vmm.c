@@ -21,13 +21,25 @@
  * closed. After the kexec it is the incoming session from RESTORE, kept
  * until RESUMED is acknowledged, so that the VMM retrieves its files itself
  * and their pages are charged to it.
+ *
+ * Daemon restarts: when the daemon's end closes, the library connects
+ * again and says HELLO with the same VM id, retrying until a deadline
+ * (vmm.h). The fd the VMM polls is an epoll fd of the library's, holding
+ * the socket of the moment and a timerfd for the retries, so it stays the
+ * same across reconnections. Whether the update the VMM was in goes on is
+ * the new daemon's word (LU_VMM_REPLY_RESUMED); if not, or if no daemon
+ * answers in time, the library hands out a THAW of its own, and only then
+ * HANGUP.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #include <liveupdate/vmm.h>
 
@@ -44,12 +56,35 @@
 #define CONNECT_TIMEOUT_USEC (10 * USEC_PER_SEC)
 /* The daemon preserves fds while we wait; a large memfd pins many pages. */
 #define REQUEST_TIMEOUT_USEC (30 * USEC_PER_SEC)
+#define RECONNECT_ENV "LIVEUPDATE_VMM_RECONNECT_TIMEOUT_MS"
+#define RECONNECT_TIMEOUT_MS_MAX 3600000u
+#define RECONNECT_RETRY_USEC (50 * USEC_PER_MSEC)
+#define RECONNECT_RETRY_MAX_USEC (1 * USEC_PER_SEC)
+
+enum reconnect_state {
+	RECONNECT_NONE,       /* connected, or reconnection off */
+	RECONNECT_WAIT,       /* no socket: the next attempt is due when the timer fires */
+	RECONNECT_HELLO_SENT, /* connected again, HELLO sent, its reply awaited */
+	RECONNECT_FAILED,     /* no daemon by the deadline: HANGUP */
+};
 
 struct lu_vmm {
-	int fd;
+	int fd;        /* the socket of the moment; -1 while reconnecting */
+	int epoll_fd;  /* what the VMM polls: fd and timer_fd */
+	int timer_fd;  /* retries and the deadline of a reconnection */
 	uint32_t seq;
-	bool hangup;
+	bool hangup;   /* fd is at EOF */
 	char vm_id[LU_VM_ID_MAX + 1];
+	char socket_path[108];
+
+	uint32_t reconnect_timeout_ms; /* 0: a hangup is the end */
+	enum reconnect_state reconnect;
+	usec_t reconnect_deadline;
+	usec_t retry_usec;
+	uint32_t hello_seq;
+	bool in_update;  /* between PREPARE and THAW or RESTORE */
+	bool owe_thaw;   /* the update ended with the old daemon: a THAW of our own is due */
+	char update_id[LU_UPDATE_ID_MAX + 1]; /* RESTORE's, to recognise it sent again */
 
 	int session_fd;
 	bool session_restored; /* session_fd came with RESTORE */
@@ -64,6 +99,36 @@ static void drop_session(struct lu_vmm *vmm)
 	vmm->session_fd = safe_close(vmm->session_fd);
 	vmm->session_restored = false;
 	vmm->n_tokens = 0;
+}
+
+static void drop_socket(struct lu_vmm *vmm)
+{
+	if (vmm->fd >= 0)
+		(void)epoll_ctl(vmm->epoll_fd, EPOLL_CTL_DEL, vmm->fd, NULL);
+	vmm->fd = safe_close(vmm->fd);
+	vmm->hangup = false;
+}
+
+static int watch_socket(struct lu_vmm *vmm)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = vmm->fd };
+
+	return epoll_ctl(vmm->epoll_fd, EPOLL_CTL_ADD, vmm->fd, &ev) < 0 ? negative_errno() : 0;
+}
+
+/* Wake the VMM's poll at when (CLOCK_MONOTONIC µs); 0 disarms. */
+static void timer_arm(struct lu_vmm *vmm, usec_t when)
+{
+	struct itimerspec its = {};
+
+	if (when) {
+		its.it_value.tv_sec = (time_t)(when / USEC_PER_SEC);
+		its.it_value.tv_nsec = (long)(when % USEC_PER_SEC) * 1000;
+		/* an all-zero value would disarm */
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	(void)timerfd_settime(vmm->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 /* Milliseconds left until deadline for poll(), rounded up; -1 for no deadline. */
@@ -110,12 +175,13 @@ static int recv_packet(struct lu_vmm *vmm, struct vmm_packet *p)
 	n = socket_recv_fds(vmm->fd, p->u.buf, sizeof(p->u.buf), &p->fd, &n_fds);
 	if (n == -EMSGSIZE)
 		return -EBADMSG;
-	if (n < 0)
-		return (int)n;
-	if (n == 0) {
+	/* a daemon killed with our messages unread resets rather than closes */
+	if (n == 0 || n == -ECONNRESET) {
 		vmm->hangup = true;
 		return 0;
 	}
+	if (n < 0)
+		return (int)n;
 	p->len = (size_t)n;
 
 	r = vmm_message_check(p->u.buf, p->len, n_fds, true);
@@ -126,6 +192,10 @@ static int recv_packet(struct lu_vmm *vmm, struct vmm_packet *p)
 	/* Cancel at once: the kernel unpreserves only when every copy is closed. */
 	if (r == LU_VMM_MSG_THAW)
 		drop_session(vmm);
+	if (r == LU_VMM_MSG_PREPARE || r == LU_VMM_MSG_FREEZE)
+		vmm->in_update = true;
+	else if (r == LU_VMM_MSG_THAW || r == LU_VMM_MSG_RESTORE)
+		vmm->in_update = false;
 	return r;
 }
 
@@ -223,7 +293,7 @@ static int request(struct lu_vmm *vmm, uint32_t type, uint64_t token, int fd, us
 	uint32_t seq;
 	int r;
 
-	if (vmm->hangup)
+	if (vmm->hangup || vmm->fd < 0 || vmm->reconnect != RECONNECT_NONE)
 		return -ENOTCONN;
 
 	seq = next_seq(vmm);
@@ -253,6 +323,145 @@ static const char *socket_path_default(void)
 	return e && *e ? e : VMM_SOCKET_DEFAULT;
 }
 
+static void retry_later(struct lu_vmm *vmm, usec_t now)
+{
+	usec_t next = now + vmm->retry_usec;
+
+	vmm->retry_usec = MIN(vmm->retry_usec * 2, RECONNECT_RETRY_MAX_USEC);
+	timer_arm(vmm, MIN(next, vmm->reconnect_deadline));
+}
+
+/* The update this VMM was in did not survive the daemon: a THAW is owed. */
+static void update_lost(struct lu_vmm *vmm)
+{
+	if (!vmm->in_update)
+		return;
+	vmm->in_update = false;
+	vmm->owe_thaw = true;
+	drop_session(vmm);
+}
+
+static void reconnect_start(struct lu_vmm *vmm)
+{
+	drop_socket(vmm);
+	vmm->reconnect = RECONNECT_WAIT;
+	vmm->reconnect_deadline = now_usec(CLOCK_MONOTONIC) + (usec_t)vmm->reconnect_timeout_ms * USEC_PER_MSEC;
+	vmm->retry_usec = RECONNECT_RETRY_USEC;
+}
+
+static void reconnect_fail(struct lu_vmm *vmm)
+{
+	drop_socket(vmm);
+	vmm->reconnect = RECONNECT_FAILED;
+	timer_arm(vmm, 0);
+	update_lost(vmm);
+}
+
+/* HELLO's reply on a new connection: done, retry, or give up. */
+static int reconnect_answered(struct lu_vmm *vmm, struct vmm_packet *p, usec_t now)
+{
+	struct lu_vmm_reply reply;
+
+	memcpy(&reply, p->u.buf, sizeof(reply));
+	p->fd = safe_close(p->fd);
+	if (reply.error == -EEXIST || reply.error == -EBUSY || reply.error == -EAGAIN) {
+		/* the daemon has not seen our old connection go yet */
+		drop_socket(vmm);
+		vmm->reconnect = RECONNECT_WAIT;
+		retry_later(vmm, now);
+		return 0;
+	}
+	if (reply.error < 0) {
+		reconnect_fail(vmm);
+		return reply.error;
+	}
+	vmm->reconnect = RECONNECT_NONE;
+	timer_arm(vmm, 0);
+	if (!(reply.flags & LU_VMM_REPLY_RESUMED))
+		update_lost(vmm);
+	return 1;
+}
+
+/*
+ * One step of a reconnection, never blocking. Returns 1 once connected and
+ * registered again, 0 while it goes on (the timer or the socket will wake
+ * the VMM's poll), or a negative errno once it gave up.
+ */
+static int reconnect_step(struct lu_vmm *vmm)
+{
+	usec_t now = now_usec(CLOCK_MONOTONIC);
+	struct vmm_packet p;
+	uint64_t ticks;
+	int r;
+
+	(void)!read(vmm->timer_fd, &ticks, sizeof(ticks));
+	if (vmm->reconnect == RECONNECT_FAILED)
+		return -ENOTCONN;
+	if (now >= vmm->reconnect_deadline) {
+		reconnect_fail(vmm);
+		return -ETIMEDOUT;
+	}
+
+	if (vmm->reconnect == RECONNECT_WAIT) {
+		r = socket_connect_unix(vmm->socket_path, SOCK_SEQPACKET | SOCK_NONBLOCK);
+		if (r < 0) {
+			retry_later(vmm, now);
+			return 0;
+		}
+		vmm->fd = r;
+		vmm->hello_seq = next_seq(vmm);
+		r = watch_socket(vmm);
+		if (r >= 0)
+			r = vmm_send_hello(vmm->fd, vmm->hello_seq, vmm->vm_id);
+		if (r < 0) {
+			drop_socket(vmm);
+			retry_later(vmm, now);
+			return 0;
+		}
+		vmm->reconnect = RECONNECT_HELLO_SENT;
+		/* the reply wakes the VMM up, or the deadline does */
+		timer_arm(vmm, vmm->reconnect_deadline);
+	}
+
+	for (;;) {
+		r = recv_packet(vmm, &p);
+		if (r == -EAGAIN)
+			return 0;
+		if (r == -EINTR || r == -EBADMSG)
+			continue;
+		if (r <= 0) {
+			/* a daemon that went again before answering: try once more */
+			drop_socket(vmm);
+			vmm->reconnect = RECONNECT_WAIT;
+			retry_later(vmm, now);
+			return 0;
+		}
+		if (r == LU_VMM_MSG_REPLY) {
+			if (p.u.hdr.seq == vmm->hello_seq)
+				return reconnect_answered(vmm, &p, now);
+			p.fd = safe_close(p.fd);
+			continue;
+		}
+		if (vmm_queue_push(&vmm->queue, &p) < 0)
+			p.fd = safe_close(p.fd);
+	}
+}
+
+static uint32_t reconnect_timeout_default(void)
+{
+	const char *e = secure_getenv(RECONNECT_ENV);
+	unsigned long v;
+	char *end;
+
+	if (!e || !*e)
+		return LU_VMM_RECONNECT_TIMEOUT_MS_DEFAULT;
+	errno = 0;
+	v = strtoul(e, &end, 10);
+	if (errno || *end || v > RECONNECT_TIMEOUT_MS_MAX)
+		return LU_VMM_RECONNECT_TIMEOUT_MS_DEFAULT;
+	return (uint32_t)v;
+}
+
 /**
  * lu_vmm_free() - close the connection and every fd the library holds
  * @vmm: the connection, or NULL
@@ -266,6 +475,8 @@ struct lu_vmm *lu_vmm_free(struct lu_vmm *vmm)
 	vmm_queue_clear(&vmm->queue);
 	drop_session(vmm);
 	safe_close(vmm->fd);
+	safe_close(vmm->timer_fd);
+	safe_close(vmm->epoll_fd);
 	free(vmm);
 	return NULL;
 }
@@ -302,11 +513,29 @@ int lu_vmm_connect(const char *socket_path, const char *vm_id, struct lu_vmm **r
 		return -ENOMEM;
 	vmm->fd = -1;
 	vmm->session_fd = -1;
+	vmm->epoll_fd = -1;
+	vmm->timer_fd = -1;
 	for (size_t i = 0; i < VMM_QUEUE_MAX; i++)
 		vmm->queue.items[i].fd = -1;
 	memcpy(vmm->vm_id, vm_id, strlen(vm_id) + 1);
+	socket_path = socket_path ?: socket_path_default();
+	if (strlen(socket_path) >= sizeof(vmm->socket_path))
+		return -ENAMETOOLONG;
+	strcpy(vmm->socket_path, socket_path);
+	vmm->reconnect_timeout_ms = reconnect_timeout_default();
 
-	vmm->fd = socket_connect_unix(socket_path ?: socket_path_default(), SOCK_SEQPACKET);
+	vmm->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (vmm->epoll_fd < 0)
+		return negative_errno();
+	vmm->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (vmm->timer_fd < 0)
+		return negative_errno();
+	r = epoll_ctl(vmm->epoll_fd, EPOLL_CTL_ADD, vmm->timer_fd,
+		      &(struct epoll_event){ .events = EPOLLIN, .data.fd = vmm->timer_fd });
+	if (r < 0)
+		return negative_errno();
+
+	vmm->fd = socket_connect_unix(socket_path, SOCK_SEQPACKET);
 	if (vmm->fd < 0)
 		return vmm->fd;
 
@@ -327,6 +556,12 @@ int lu_vmm_connect(const char *socket_path, const char *vm_id, struct lu_vmm **r
 	r = fcntl(vmm->fd, F_GETFL);
 	if (r < 0 || fcntl(vmm->fd, F_SETFL, r | O_NONBLOCK) < 0)
 		return negative_errno();
+	r = fcntl(vmm->epoll_fd, F_GETFL);
+	if (r < 0 || fcntl(vmm->epoll_fd, F_SETFL, r | O_NONBLOCK) < 0)
+		return negative_errno();
+	r = watch_socket(vmm);
+	if (r < 0)
+		return r;
 
 	*ret = TAKE_PTR(vmm);
 	return 0;
@@ -336,11 +571,30 @@ int lu_vmm_connect(const char *socket_path, const char *vm_id, struct lu_vmm **r
  * lu_vmm_get_fd() - the fd to poll for POLLIN
  * @vmm: the connection
  *
- * Return: the connection's socket, owned by the library, or -EINVAL.
+ * An epoll fd of the library's that is readable whenever the connection
+ * of the moment is, or a reconnection step is due: the same fd for the
+ * library's whole life, across reconnections.
+ *
+ * Return: the fd, owned by the library, or -EINVAL.
  */
 int lu_vmm_get_fd(const struct lu_vmm *vmm)
 {
-	return vmm ? vmm->fd : -EINVAL;
+	return vmm ? vmm->epoll_fd : -EINVAL;
+}
+
+/**
+ * lu_vmm_set_reconnect_timeout() - how long to look for a restarted daemon
+ * @vmm: the connection
+ * @timeout_ms: 0 turns reconnection off (a hangup is the end), at most one hour
+ *
+ * Return: 0 or -EINVAL.
+ */
+int lu_vmm_set_reconnect_timeout(struct lu_vmm *vmm, uint32_t timeout_ms)
+{
+	if (!vmm || timeout_ms > RECONNECT_TIMEOUT_MS_MAX)
+		return -EINVAL;
+	vmm->reconnect_timeout_ms = timeout_ms;
+	return 0;
 }
 
 /**
@@ -386,7 +640,13 @@ static void event_from_packet(struct lu_vmm *vmm, struct vmm_packet *p, struct l
 		struct lu_vmm_restore m;
 
 		memcpy(&m, p->u.buf, sizeof(m));
+		if (vmm->session_restored && strcmp(m.update_id, vmm->update_id) == 0) {
+			/* a restarted daemon sends it again: we have it already */
+			ev->type = LU_VMM_EVENT_NONE;
+			break;
+		}
 		drop_session(vmm);
+		memcpy(vmm->update_id, m.update_id, sizeof(vmm->update_id));
 		vmm->session_fd = TAKE_FD(p->fd);
 		vmm->session_restored = true;
 		vmm->n_tokens = m.n_tokens;
@@ -426,27 +686,49 @@ int lu_vmm_next_event(struct lu_vmm *vmm, struct lu_vmm_event *ret)
 		return -EINVAL;
 	memset(ret, 0, sizeof(*ret));
 
-	if (vmm_queue_pop(&vmm->queue, &p)) {
-		event_from_packet(vmm, &p, ret);
-		return ret->type;
-	}
+	for (;;) {
+		if (vmm_queue_pop(&vmm->queue, &p)) {
+			event_from_packet(vmm, &p, ret);
+			if (ret->type == LU_VMM_EVENT_NONE)
+				continue;
+			return ret->type;
+		}
+		if (vmm->owe_thaw) {
+			vmm->owe_thaw = false;
+			ret->type = LU_VMM_EVENT_THAW;
+			ret->error = -ECONNRESET;
+			return ret->type;
+		}
+		if (vmm->reconnect == RECONNECT_FAILED)
+			break;
+		if (vmm->reconnect != RECONNECT_NONE) {
+			r = reconnect_step(vmm);
+			if (r == 0)
+				return LU_VMM_EVENT_NONE;
+			continue;
+		}
+		if (vmm->hangup) {
+			if (vmm->reconnect_timeout_ms == 0)
+				break;
+			reconnect_start(vmm);
+			continue;
+		}
 
-	while (!vmm->hangup) {
 		r = recv_packet(vmm, &p);
 		if (r == -EAGAIN)
 			return LU_VMM_EVENT_NONE;
-		if (r == -EINTR)
+		if (r == -EINTR || r == 0)
 			continue;
 		if (r < 0)
 			return r;
-		if (r == 0)
-			break;
 		if (r == LU_VMM_MSG_REPLY) {
 			/* a late reply to a request that timed out */
 			p.fd = safe_close(p.fd);
 			continue;
 		}
 		event_from_packet(vmm, &p, ret);
+		if (ret->type == LU_VMM_EVENT_NONE)
+			continue;
 		return ret->type;
 	}
 
@@ -476,7 +758,7 @@ int lu_vmm_wait_event(struct lu_vmm *vmm, int timeout_ms, struct lu_vmm_event *r
 		r = lu_vmm_next_event(vmm, ret);
 		if (r != LU_VMM_EVENT_NONE)
 			return r;
-		r = wait_fd(vmm->fd, POLLIN, deadline);
+		r = wait_fd(vmm->epoll_fd, POLLIN, deadline);
 		if (r == -ETIMEDOUT)
 			return LU_VMM_EVENT_NONE;
 		if (r < 0)
@@ -585,7 +867,7 @@ int lu_vmm_frozen(struct lu_vmm *vmm)
 
 	if (!vmm)
 		return -EINVAL;
-	if (vmm->hangup)
+	if (vmm->hangup || vmm->fd < 0 || vmm->reconnect != RECONNECT_NONE)
 		return -ENOTCONN;
 	return send_request(vmm, LU_VMM_MSG_FROZEN, next_seq(vmm), 0, -1, deadline);
 }

@@ -466,6 +466,8 @@ static void test_hangup(void **state)
 
 	daemon_start(f, script_hangup);
 	assert_int_equal(lu_vmm_connect(f->path, "vm-1", &vmm), 0);
+	/* without reconnection a hangup is final */
+	assert_int_equal(lu_vmm_set_reconnect_timeout(vmm, 0), 0);
 	daemon_wait(f);
 	/* what was sent before the close still comes first */
 	assert_int_equal(lu_vmm_wait_event(vmm, 5000, &ev), LU_VMM_EVENT_PREPARE);
@@ -496,6 +498,7 @@ static void test_hangup_in_request(void **state)
 
 	daemon_start(f, script_hangup_in_request);
 	assert_int_equal(lu_vmm_connect(f->path, "vm-1", &vmm), 0);
+	assert_int_equal(lu_vmm_set_reconnect_timeout(vmm, 0), 0);
 	assert_int_equal(lu_vmm_prepare_done(vmm), -ECONNRESET);
 	assert_int_equal(lu_vmm_next_event(vmm, &ev), LU_VMM_EVENT_FREEZE);
 	assert_int_equal(lu_vmm_next_event(vmm, &ev), LU_VMM_EVENT_HANGUP);
