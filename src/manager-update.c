@@ -686,10 +686,19 @@ void manager_vmm_lost(Manager *m, Vmm *v)
 	ReportVm *rv;
 
 	switch (v->state) {
+	case VMM_FROZEN:
+		/* Its VM is stopped and its whole state is in the session we hold:
+		 * the kexec carries it, and it gets its VM back when it returns.
+		 * Aborting now would free memory the update can save. */
+		if (m->state == UPDATE_FREEZING || m->state == UPDATE_FROZEN) {
+			log_warning("VMM %s went away after freezing; its VM is preserved and "
+				    "the update goes on", v->vm_id);
+			break;
+		}
+		_fallthrough_;
 	case VMM_PREPARING:
 	case VMM_PREPARED:
 	case VMM_FREEZING:
-	case VMM_FROZEN:
 		if (m->update && (rv = report_vm(m->update->report, v->vm_id)))
 			rv->outcome = REPORT_VM_FAILED;
 		manager_abort(m, CONTROL_ERROR_VMM_FAILED, -ECONNRESET, "VMM %s disconnected while %s",
