@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "handover-clock.h"
@@ -186,6 +187,8 @@ int main(int argc, char *argv[])
 	/* First of all: after a kexec, the clock's first stamp ends the reboot in the report. */
 	(void)handover_clock_init();
 	log_set_prefix("liveupdated");
+	/* Modes are ours, not whatever umask started us: no file group- or world-writable. */
+	umask(0022);
 	r = parse_argv(argc, argv, &config);
 	if (r <= 0)
 		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

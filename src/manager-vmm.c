@@ -344,8 +344,6 @@ static int dispatch(Vmm *v, const void *buf, int type, int fd)
 	/* HELLO first, and only once. */
 	if ((type == LU_VMM_MSG_HELLO) != !v->vm_id[0])
 		return -EPROTO;
-	if (v->refused)
-		return reply(v, hdr->seq, -EACCES, 0, -1), -EACCES;
 
 	switch (type) {
 	case LU_VMM_MSG_HELLO:
@@ -451,6 +449,18 @@ int manager_vmm_accept(Manager *m, int listen_fd)
 					 m->config.max_vmms);
 	}
 
+	/* Refuse strangers at once: a silent one must not hold a slot that a
+	 * VMM coming back for its memory after the kexec needs. */
+	r = socket_peer_authorized(fd, m->config.group);
+	if (r <= 0) {
+		struct ucred cred = {};
+
+		(void)socket_peer_cred(fd, &cred);
+		(void)vmm_send_reply(fd, 0, r < 0 ? r : -EACCES, 0, -1);
+		return log_notice_errno(r < 0 ? r : EACCES, "Refused VMM connection of uid %u (pid %d): %m",
+					cred.uid, (int)cred.pid);
+	}
+
 	v = vmm_new(m);
 	if (!v)
 		return log_oom();
@@ -463,13 +473,5 @@ int manager_vmm_accept(Manager *m, int listen_fd)
 	}
 	(void)sd_event_source_set_description(v->io, "vmm");
 	v->fd = TAKE_FD(fd);
-
-	/* Answer the HELLO it is about to send, so it learns why; then drop it. */
-	r = socket_peer_authorized(v->fd, m->config.group);
-	if (r <= 0) {
-		v->refused = true;
-		log_notice_errno(r < 0 ? r : EACCES, "Refusing VMM connection of uid %u (pid %d): %m",
-				 v->cred.uid, (int)v->cred.pid);
-	}
 	return 0;
 }

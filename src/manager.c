@@ -114,20 +114,27 @@ static int manager_listen(Manager *m)
 	if (mkdir(m->config.runtime_dir, 0755) < 0 && errno != EEXIST)
 		return log_error_errno(errno, "Failed to create %s: %m", m->config.runtime_dir);
 
-	/* 0660: the group decides who may connect; SO_PEERCRED decides again per request. */
+	/* 0660 and the --group: the group decides who may connect; SO_PEERCRED
+	 * decides again per request. (Socket units set SocketGroup= instead.) */
 	if (m->vmm_listen_fd < 0) {
 		snprintf(path, sizeof(path), "%s/%s", m->config.runtime_dir, LU_VMM_SOCKET_NAME);
 		r = socket_listen_unix(path, SOCK_SEQPACKET, 0660, SOMAXCONN);
+		if (r >= 0)
+			m->vmm_listen_fd = r;
+		if (r >= 0 && m->config.group != (gid_t)-1 && chown(path, (uid_t)-1, m->config.group) < 0)
+			r = negative_errno();
 		if (r < 0)
 			return log_error_errno(r, "Failed to listen on %s: %m", path);
-		m->vmm_listen_fd = r;
 	}
 	if (m->control_listen_fd < 0) {
 		snprintf(path, sizeof(path), "%s/%s", m->config.runtime_dir, CONTROL_SOCKET_NAME);
 		r = socket_listen_unix(path, SOCK_STREAM, 0660, SOMAXCONN);
+		if (r >= 0)
+			m->control_listen_fd = r;
+		if (r >= 0 && m->config.group != (gid_t)-1 && chown(path, (uid_t)-1, m->config.group) < 0)
+			r = negative_errno();
 		if (r < 0)
 			return log_error_errno(r, "Failed to listen on %s: %m", path);
-		m->control_listen_fd = r;
 	}
 
 	r = sd_event_add_io(m->event, &m->vmm_listen_source, m->vmm_listen_fd, EPOLLIN, on_vmm_listen, m);

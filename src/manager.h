@@ -78,7 +78,6 @@ struct Vmm {
 	uint64_t *tokens;
 	size_t n_tokens;
 	bool session_handed_out; /* the VMM holds a copy of the session fd */
-	bool refused; /* not authorised: its HELLO gets -EACCES, then it is dropped */
 	bool absent;  /* recreated by a restarted daemon, its VMM not back yet */
 
 	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;

@@ -228,6 +228,14 @@ static int wait_for(struct lu_vmm *vmm, uint32_t want, uint32_t seq, usec_t dead
 			return -ECONNRESET;
 
 		if (r == LU_VMM_MSG_REPLY) {
+			/* seq 0 answers no request: the daemon refused the
+			 * connection itself (not authorised, or full) */
+			const struct lu_vmm_reply *refusal = (const void *)p.u.buf;
+
+			if (p.u.hdr.seq == 0 && refusal->error < 0) {
+				p.fd = safe_close(p.fd);
+				return refusal->error;
+			}
 			if (want == LU_VMM_MSG_REPLY && p.u.hdr.seq == seq) {
 				memcpy(reply, &p, offsetof(struct vmm_packet, u) + p.len);
 				return 0;
@@ -298,7 +306,8 @@ static int request(struct lu_vmm *vmm, uint32_t type, uint64_t token, int fd, us
 
 	seq = next_seq(vmm);
 	r = send_request(vmm, type, seq, token, fd, deadline);
-	if (r < 0)
+	/* A daemon that refused us at once left its reason queued: read it. */
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
 		return r;
 	r = wait_for(vmm, LU_VMM_MSG_REPLY, seq, deadline, &p);
 	if (r < 0)

@@ -278,6 +278,64 @@ class TestOtherUid(harness.WorldTestCase):
         self.assertNothingPending()
 
 
+# Started as root, drops to uid and gid argv[2] (in no configured group),
+# connects to the VMM socket argv[1] and says nothing; prints what the
+# daemon sent unasked and whether it hung up.
+SILENT = r'''
+import json, os, socket, struct, sys
+path, uid = sys.argv[1], int(sys.argv[2])
+os.setgroups([])
+os.setgid(uid)
+os.setuid(uid)
+v = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+v.settimeout(10)
+v.connect(path)
+reply = v.recv(4096)
+kind, seq, error, flags = struct.unpack("<IIiI", reply[:16])
+try:
+    rest = v.recv(4096)
+except ConnectionResetError:
+    rest = b""
+print(json.dumps({"kind": kind, "seq": seq, "error": error, "hangup": rest == b""}))
+'''
+
+
+class TestStrangers(harness.WorldTestCase):
+    """A peer that is neither root nor in the group is refused at connect,
+    before it says anything: silent strangers hold no VMM slot, which VMMs
+    coming back for their memory after a kexec would need."""
+
+    def setUp(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root to run peers as other uids")
+        super().setUp()
+
+    def test_silent_strangers_hold_no_slot(self):
+        w = self.world
+        w.start_daemon("--group", grp.getgrgid(NOBODY).gr_name, "--max-vmms", "2")
+        # the group may reach both sockets: they are its, mode 0660
+        for path in (w.vmm_socket, w.control_socket):
+            st = os.stat(path)
+            self.assertEqual((st.st_gid, stat.S_IMODE(st.st_mode)), (NOBODY, 0o660), path)
+        for d in (w.dir, w.runtime_dir):
+            os.chmod(d, 0o755)
+        os.chmod(w.vmm_socket, 0o666)
+        strangers = [subprocess.Popen([sys.executable, "-c", SILENT, w.vmm_socket, str(OTHER_UID)],
+                                      stdout=subprocess.PIPE, text=True) for _ in range(3)]
+        for p in strangers:
+            out, _ = p.communicate(timeout=harness.TIMEOUT)
+            self.assertEqual(p.returncode, 0)
+            got = json.loads(out)
+            self.assertEqual((got["kind"], got["seq"], got["error"], got["hangup"]),
+                             (harness.LU_VMM_MSG_REPLY, 0, -errno.EACCES, True), got)
+        # both slots are still free for VMMs
+        for vm_id in ("vm-1", "vm-2"):
+            v = RawVmm(w.vmm_socket)
+            self.addCleanup(v.close)
+            self.assertEqual(v.hello(vm_id), 0, vm_id)
+        self.assertEqual(sorted(w.vmm_list()), ["vm-1", "vm-2"])
+
+
 class TestModes(harness.WorldTestCase):
     """The modes the daemon gives its own files, whatever its umask."""
 
