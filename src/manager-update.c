@@ -170,25 +170,14 @@ int vmm_prepare_session(Vmm *v)
 	return 0;
 }
 
+static bool vmm_in_state(const Vmm *v, const void *arg)
+{
+	return v->state == *(const VmmState *)arg;
+}
+
 static const char *slow_vmms(Manager *m, VmmState waiting_in, char *buf, size_t size)
 {
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < m->n_vmms && off + 1 < size; i++) {
-		Vmm *v = m->vmms[i];
-		int n;
-
-		if (!v->vm_id[0] || v->state != waiting_in)
-			continue;
-		n = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", v->vm_id);
-		if (n < 0)
-			break;
-		off += (size_t)n;
-	}
-	if (off + 1 >= size && size > 4)
-		strcpy(buf + size - 4, "...");
-	return buf;
+	return manager_vmm_ids(m, vmm_in_state, &waiting_in, buf, size);
 }
 
 static int on_prepare_timeout(sd_event_source *s, uint64_t usec, void *userdata)

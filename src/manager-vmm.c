@@ -151,7 +151,8 @@ size_t manager_count_absent(Manager *m)
 	return n;
 }
 
-const char *manager_absent_vmms(Manager *m, char *buf, size_t size)
+const char *manager_vmm_ids(Manager *m, bool (*match)(const Vmm *v, const void *arg),
+			    const void *arg, char *buf, size_t size)
 {
 	size_t off = 0;
 
@@ -159,7 +160,7 @@ const char *manager_absent_vmms(Manager *m, char *buf, size_t size)
 	for (size_t i = 0; i < m->n_vmms && off + 1 < size; i++) {
 		int n;
 
-		if (!vmm_absent(m->vmms[i]))
+		if (!m->vmms[i]->vm_id[0] || !match(m->vmms[i], arg))
 			continue;
 		n = snprintf(buf + off, size - off, "%s%s", off ? ", " : "", m->vmms[i]->vm_id);
 		if (n < 0)
@@ -169,6 +170,16 @@ const char *manager_absent_vmms(Manager *m, char *buf, size_t size)
 	if (off + 1 >= size && size > 4)
 		strcpy(buf + size - 4, "...");
 	return buf;
+}
+
+static bool vmm_absent_match(const Vmm *v, const void *arg)
+{
+	return vmm_absent(v);
+}
+
+const char *manager_absent_vmms(Manager *m, char *buf, size_t size)
+{
+	return manager_vmm_ids(m, vmm_absent_match, NULL, buf, size);
 }
 
 static int reply(Vmm *v, uint32_t seq, int error, uint32_t flags, int fd)

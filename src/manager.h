@@ -162,6 +162,9 @@ Vmm *manager_find_vmm(Manager *m, const char *vm_id);
 int manager_add_absent_vmm(Manager *m, const ManifestVm *mvm, VmmState s, int session_fd, Vmm **ret);
 /* VMMs of the update in flight that are not connected (after a daemon restart). */
 size_t manager_count_absent(Manager *m);
+/* The ids of the VMMs match() picks, ", "-separated, cut with "..." to fit size. */
+const char *manager_vmm_ids(Manager *m, bool (*match)(const Vmm *v, const void *arg),
+			    const void *arg, char *buf, size_t size);
 const char *manager_absent_vmms(Manager *m, char *buf, size_t size);
 void vmm_remove(Vmm *v);
 void vmm_set_state(Vmm *v, VmmState s);
