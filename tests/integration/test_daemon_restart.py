@@ -16,20 +16,54 @@ Every VM's memory is checked byte for byte (the refvmm verifies on
 SIGUSR1, on THAW and on RESTORE), the kernel keeps exactly what it should,
 and the restarted daemon holds as many fds as its predecessor did in the
 same situation.
+
+Each scenario that passes records what it observed (the phase, the fault,
+what became of the update and of the VMs) in the words of README's "Fault
+matrix"; when every scenario ran, the table is written to
+$FAULT_MATRIX_DAEMON_OUT and README's daemon table (between the
+fault-matrix-daemon markers) must be that same table
+(tests/integration/update-fault-matrix rewrites it).
 """
+
+from __future__ import annotations
 
 import os
 import platform
+import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+import unittest
 
 import fake_systemd
+import fault_table
 import harness
 
 #: The VMMs' libraries look for the restarted daemon this long.
 os.environ["LIVEUPDATE_VMM_RECONNECT_TIMEOUT_MS"] = str(int(harness.TIMEOUT * 1000))
+
+
+OUT = os.environ.get("FAULT_MATRIX_DAEMON_OUT", "fault-matrix-daemon.md")
+
+#: Every scenario, in the table's order, and its phase in the table's words.
+PHASE_TEXT = {
+    "preparing": "preparing (one VMM of three still preserving)",
+    "prepared": "prepared (every VMM prepared)",
+    "prepared-image-lost": "prepared, kexec image unloaded while it was down",
+    "freezing": "freezing (one VMM of three not frozen)",
+    "frozen": "frozen (every VM frozen), inside reboot()",
+    "restoring": "restoring (after the kexec, one VM of two back)",
+}
+
+#: scenario -> (fault, the update, the VMs) observed, for the scenarios that passed
+RESULTS: dict[str, tuple[str, str, str]] = {}
+
+
+def render_table(results: dict[str, tuple[str, str, str]]) -> str:
+    head = ("phase of the daemon", "fault", "the update", "the VMs")
+    return fault_table.render(head, ((PHASE_TEXT[p], *results[p]) for p in PHASE_TEXT))
 
 
 def fd_count(pid: int) -> int:
@@ -71,6 +105,10 @@ class DaemonRestartTest(harness.WorldTestCase):
 
     def setUp(self) -> None:
         self.fakes: list[fake_systemd.FakeSystemd] = []
+        #: what the test saw happen to the daemon: its death, its restart
+        self.fault: list[str] = []
+        #: vm_id -> its VM's fate, once checked
+        self.fates: dict[str, str] = {}
         self.addCleanup(self._close_fakes)
         super().setUp()
 
@@ -105,7 +143,29 @@ class DaemonRestartTest(harness.WorldTestCase):
 
     def crash(self) -> None:
         """SIGKILL the daemon: no cleanup runs."""
-        self.world.daemon.kill()
+        rc = self.world.daemon.kill()
+        self.assertEqual(rc, -signal.SIGKILL, "the daemon's exit")
+        self.fault.append(f"daemon {signal.Signals(-rc).name}")
+
+    def restart(self, fs: fake_systemd.FakeSystemd) -> harness.Daemon:
+        """The service manager starts the daemon again, handing it what its
+        predecessor left in the fd store."""
+        stored = fs.stored_names()
+        d = self.start_service(fs)
+        self.fault.append("restarted by systemd with its fd store" if stored
+                          else "restarted by systemd, its fd store empty")
+        return d
+
+    def record(self, scenario: str, update: str) -> None:
+        """The scenario's row: the fault and the fates seen (every VM's; the
+        same for all, or each named)."""
+        self.assertIn(scenario, PHASE_TEXT)
+        self.assertEqual(len(self.fault), 2, self.fault)
+        self.assertEqual(sorted(self.fates), sorted(self.world.vmms), self.fates)
+        fates = list(dict.fromkeys(self.fates.values()))
+        vms = fates[0] if len(fates) == 1 else \
+            "; ".join(f"{v}: {f}" for v, f in sorted(self.fates.items()))
+        RESULTS[scenario] = (", ".join(self.fault), update, vms)
 
     def in_background(self, *args: str) -> tuple[threading.Thread, list]:
         """liveupdatectl ARGS in a thread (prepare and commit wait)."""
@@ -133,10 +193,11 @@ class DaemonRestartTest(harness.WorldTestCase):
             self.assertVerifiedIntact(v, 4 << 20)
 
     def assertRolledBack(self, prep: dict, was: str, vm_ids: list[str], baseline: int,
-                         next_update: bool = True) -> None:
+                         next_update: bool = True) -> str:
         """The restarted daemon rolled the update back: idle, report aborted
         naming the restart, nothing left in the kernel or the fd store, every
-        VMM thawed (memory verified) and running, no fd more than before."""
+        VMM thawed (memory verified) and running, no fd more than before.
+        Returns the update's fate in the table's words."""
         w = self.world
         st = w.status()
         self.assertEqual(st["state"], "idle", st)
@@ -147,6 +208,9 @@ class DaemonRestartTest(harness.WorldTestCase):
         self.assertEqual(rep["outcome"], "aborted", rep)
         self.assertIn("restarted", rep["error"]["message"], rep)
         self.assertIn(was, rep["error"]["message"], rep)
+        m = re.search(r"restarted while the update was (\w+)", rep["error"]["message"])
+        self.assertIsNotNone(m, rep)
+        update = f"rolled back by the restarted daemon (it was {m[1]}): {rep['outcome']}"
         for vm_id in vm_ids:
             self.assertThawedIntact(w.vmms[vm_id])
         self.wait_connected(vm_ids)
@@ -154,11 +218,13 @@ class DaemonRestartTest(harness.WorldTestCase):
         self.assertFalse(os.path.exists(os.path.join(w.state_dir, "update.json")))
         self.assertFds(baseline, "the restarted daemon holds more fds than the first one did")
         self.assertAllIntact(vm_ids)
+        self.fates.update((vm_id, fault_table.THAWED) for vm_id in vm_ids)
         if not next_update:
-            return
+            return update
         # and the next update goes
         self.assertCtlOk(w.ctl("prepare", w.make_kernel_image()))
         self.assertCtlOk(w.ctl("abort"))
+        return update + "; the next update goes"
 
     # -- the phases -----------------------------------------------------------------
 
@@ -182,9 +248,10 @@ class DaemonRestartTest(harness.WorldTestCase):
         after_crash = w.fake_state()
         self.assertEqual(after_crash["sessions"], kernel_before["sessions"])
 
-        self.start_service(fs)
+        self.restart(fs)
         st = w.status()
         self.assertEqual(st["state"], "prepared", st)
+        picked = st["state"]
         self.assertEqual(st["update_id"], prep["update_id"], st)
         self.assertNotIn("held_sessions", st, st)
         lst = self.wait_connected(vm_ids)
@@ -217,11 +284,14 @@ class DaemonRestartTest(harness.WorldTestCase):
             self.assertEqual(r["verified_bytes"], 4 << 20, r)
             self.assertTrue(r["checksum_ok"], r)
             new[vm_id].wait_event("resumed")
+            self.assertVerifiedIntact(new[vm_id], 4 << 20)
+            self.fates[vm_id] = fault_table.RESTORED
         st = w.wait_state("idle")
         self.assertEqual(st["last_outcome"], "success", st)
         self.assertEqual(w.report()["update_id"], prep["update_id"])
         self.assertNothingPending()
         self.assertFalse(os.path.exists(os.path.join(w.state_dir, "update.json")))
+        self.record("prepared", f"picked up ({picked}): the VMMs reconnect, commit completes")
 
     def test_prepared_without_kexec_image_is_loaded_again(self):
         """The kernel lost the image while the daemon was down: the restarted
@@ -243,13 +313,19 @@ class DaemonRestartTest(harness.WorldTestCase):
                         f"import ctypes; assert ctypes.CDLL(None).syscall({nr}, -1, -1, 0, None, 1) == 0"],
                        env=w.c_env(), check=True, timeout=harness.TIMEOUT)
         self.assertIsNone(w.fake_state()["kexec"])
-        self.start_service(fs)
-        self.assertEqual(w.status()["state"], "prepared")
+        self.restart(fs)
+        st = w.status()
+        self.assertEqual(st["state"], "prepared")
         self.assertEqual(w.fake_state()["kexec"], image)
         self.wait_connected(vm_ids)
         self.assertCtlOk(w.ctl("abort"))
         self.assertThawedIntact(w.vmms["vm-a"])
         self.assertNothingPending()
+        self.assertAllIntact(vm_ids)
+        self.fates["vm-a"] = fault_table.THAWED
+        outcome = w.report()["outcome"]
+        self.record("prepared-image-lost", f"picked up ({st['state']}), the kexec image loaded "
+                    f"again; `abort`: {outcome}")
 
     def test_preparing_is_rolled_back(self):
         w = self.world
@@ -267,9 +343,10 @@ class DaemonRestartTest(harness.WorldTestCase):
         self.crash()
         t.join(harness.TIMEOUT)
         self.assertEqual(out[0].rc, harness.CTL_UNREACHABLE, str(out[0]))
-        self.start_service(fs)
+        self.restart(fs)
         # vm-slow would hold the next prepare up: no next update here
-        self.assertRolledBack(prep, "preparing", vm_ids, baseline, next_update=False)
+        update = self.assertRolledBack(prep, "preparing", vm_ids, baseline, next_update=False)
+        self.record("preparing", update)
 
     def test_freezing_is_rolled_back(self):
         w = self.world
@@ -287,8 +364,8 @@ class DaemonRestartTest(harness.WorldTestCase):
         self.crash()
         t.join(harness.TIMEOUT)
         self.assertEqual(out[0].rc, harness.CTL_UNREACHABLE, str(out[0]))
-        self.start_service(fs)
-        self.assertRolledBack(prep, "freezing", vm_ids, baseline)
+        self.restart(fs)
+        self.record("freezing", self.assertRolledBack(prep, "freezing", vm_ids, baseline))
 
     def test_frozen_before_reboot_is_rolled_back(self):
         w = self.world
@@ -304,9 +381,15 @@ class DaemonRestartTest(harness.WorldTestCase):
         t, out = self.in_background("commit")
         for vm_id in vm_ids:
             w.vmms[vm_id].wait_event("frozen")
+        # The last FROZEN is on its way to the daemon, then the daemon is in
+        # reboot(): asked of the fake kernel (a bounded 10 ms poll), as a
+        # daemon stuck in reboot() answers nothing, not even a subscribe.
+        end = harness.deadline(None)
         fk = w.fake_state()
-        while fk["stalled_reboots"] == 0:  # the last FROZEN is on its way to the daemon
-            w.wait_state("rebooting")
+        while fk["stalled_reboots"] == 0:
+            if harness.remaining(end) <= 0:
+                raise harness.HarnessError(f"the daemon did not call reboot(): {w.status()}")
+            time.sleep(0.01)
             fk = w.fake_state()
         self.assertEqual(fk["stalled_reboots"], 1)
 
@@ -314,9 +397,10 @@ class DaemonRestartTest(harness.WorldTestCase):
         t.join(harness.TIMEOUT)
         res = self.assertCtlOk(out[0])
         self.assertEqual(res["state"], "rebooting", res)
-        self.start_service(fs)
-        self.assertRolledBack(prep, "freezing", vm_ids, baseline)
+        self.restart(fs)
+        update = self.assertRolledBack(prep, "freezing", vm_ids, baseline)
         self.assertEqual(w.fake_state()["boot"], boot, "no kexec happened")
+        self.record("frozen", update + "; no kexec")
 
     def test_restoring_is_picked_up(self):
         w = self.world
@@ -340,11 +424,16 @@ class DaemonRestartTest(harness.WorldTestCase):
         new["vm-a"].wait_event("resumed")
         self.assertEqual(w.status()["state"], "restoring")
 
+        r = new["vm-a"].wait_event("restored")
+        self.assertEqual(r["verified_bytes"], 4 << 20, r)
+        self.assertTrue(r["checksum_ok"], r)
+
         self.crash()
-        self.start_service(nfs)
+        self.restart(nfs)
         st = w.status()
         self.assertEqual(st["state"], "restoring", st)
         self.assertEqual(st["update_id"], prep["update_id"], st)
+        picked = st["state"]
         # vm-a's library found the new daemon by itself
         self.wait_connected(["vm-a"])
         self.assertEqual(w.vmm_list()["vm-a"]["state"], "registered")
@@ -353,12 +442,31 @@ class DaemonRestartTest(harness.WorldTestCase):
         vm_b = w.start_vmm("vm-b", mem_mib=4, mode="self", wait=False)
         r = vm_b.wait_event("restored")
         self.assertEqual(r["verified_bytes"], 4 << 20, r)
+        self.assertTrue(r["checksum_ok"], r)
         vm_b.wait_event("resumed")
         st = w.wait_state("idle")
         self.assertEqual(st["last_outcome"], "success", st)
         self.assertNothingPending()
         self.assertAllIntact(vm_ids)
+        self.fates.update((vm_id, fault_table.RESTORED) for vm_id in vm_ids)
+        self.record("restoring", f"picked up ({picked}): the resumed VMM stays, "
+                    "completes once the absent one is back")
+
+
+def main() -> int:
+    prog = unittest.main(module="__main__", verbosity=2, exit=False)
+    if not prog.result.wasSuccessful():
+        return 1
+    if len(RESULTS) != len(PHASE_TEXT):
+        print(f"daemon restarts: {len(RESULTS)} of {len(PHASE_TEXT)} scenarios ran; "
+              "no table written", file=sys.stderr)
+        return 0
+    table = render_table(RESULTS)
+    fault_table.write(OUT, table, "daemon restarts")
+    if not fault_table.check_readme(fault_table.DAEMON, table, "daemon restarts"):
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    harness.main()
+    sys.exit(main())

@@ -31,7 +31,6 @@ so the cells that hang cost a second or two each.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import signal
@@ -41,6 +40,7 @@ import time
 import unittest
 from dataclasses import dataclass
 
+import fault_table
 import harness
 
 PHASES = ("registering", "preserving", "prepared", "freezing", "frozen", "restoring", "restored")
@@ -66,11 +66,6 @@ RSS_SLACK_ASAN_KIB = 4096
 #: PREPARE_DONE that crossed the abort (the session is gone: EBUSY).
 RACED_ABORT = ("preserving ", "prepare done: ")
 
-BEGIN = "<!-- fault-matrix:begin -->"
-END = "<!-- fault-matrix:end -->"
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-README = os.environ.get("FAULT_MATRIX_README", os.path.join(HERE, "..", "..", "README"))
 OUT = os.environ.get("FAULT_MATRIX_OUT", "fault-matrix.md")
 
 
@@ -88,8 +83,8 @@ ABORT_FREEZE_DEADLINE = "aborted at the freeze deadline (vmm-failed)"
 DONE_WITHOUT = "completes without it"
 DONE = "completes"
 DONE_WHEN_BACK = "completes once it is back"
-THAWED = "thawed, RAM verified"
-RESTORED = "restored, RAM verified"
+THAWED = fault_table.THAWED
+RESTORED = fault_table.RESTORED
 DEAD = "dead (its own crash)"
 RUNS_ON = "runs on, RAM verified"
 STAYS_FROZEN = "stays frozen (cut off from THAW), RAM verified"
@@ -182,27 +177,9 @@ def classify_abort(rep: dict) -> str:
 def render_table(results: dict[tuple[str, str], Outcome]) -> str:
     """The markdown table of every cell, columns padded."""
     head = ("phase of the faulty VMM", "fault", "the update", "the other two VMs", "the faulty VM")
-    rows = []
-    for p in PHASES:
-        for a in ACTIONS:
-            o = results[p, a]
-            rows.append((PHASE_TEXT[p], a, o.update, o.others, o.faulty))
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells):
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-
-    out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def readme_table(text: str) -> str | None:
-    """What README holds between the markers, or None without them."""
-    i, j = text.find(BEGIN), text.find(END)
-    if i < 0 or j < i:
-        return None
-    return text[i + len(BEGIN):j].strip("\n") + "\n"
+    return fault_table.render(head, ((PHASE_TEXT[p], a, results[p, a].update,
+                                      results[p, a].others, results[p, a].faulty)
+                                     for p in PHASES for a in ACTIONS))
 
 
 class TestFaultMatrix(harness.WorldTestCase):
@@ -498,22 +475,8 @@ def main() -> int:
               file=sys.stderr)
         return 0
     table = render_table(RESULTS)
-    with open(OUT, "w") as f:
-        f.write(table)
-    print(f"fault matrix: table written to {os.path.abspath(OUT)}", file=sys.stderr)
-    if os.environ.get("FAULT_MATRIX_CHECK_README", "1") == "0":
-        return 0
-    with open(README) as f:
-        have = readme_table(f.read())
-    if have is None:
-        print(f"fault matrix: {README} has no {BEGIN} ... {END} section", file=sys.stderr)
-        return 1
-    if have != table:
-        diff = difflib.unified_diff(have.splitlines(True), table.splitlines(True),
-                                    "README", "observed")
-        print("fault matrix: README's table differs from what the cells observed; run "
-              "tests/integration/update-fault-matrix BUILD_DIR\n" + "".join(diff),
-              file=sys.stderr)
+    fault_table.write(OUT, table, "fault matrix")
+    if not fault_table.check_readme(fault_table.VMM, table, "fault matrix"):
         return 1
     return 0
 
