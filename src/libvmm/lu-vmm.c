@@ -208,6 +208,7 @@ static int wait_for(struct lu_vmm *vmm, uint32_t want, uint32_t seq, usec_t dead
 		    struct vmm_packet *reply)
 {
 	struct vmm_packet p;
+	bool reset = false;
 	int r;
 
 	for (;;) {
@@ -222,6 +223,13 @@ static int wait_for(struct lu_vmm *vmm, uint32_t want, uint32_t seq, usec_t dead
 		r = recv_packet(vmm, &p);
 		if (r == -EAGAIN || r == -EINTR)
 			continue;
+		/* A daemon that closed with our request unread makes the kernel
+		 * report a reset first; what it sent before closing (a refusal)
+		 * is still there to read. */
+		if (r == -ECONNRESET && !reset) {
+			reset = true;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		if (r == 0)
