@@ -463,3 +463,42 @@ def use_sockets(world: harness.World, vmm_path: str, control_path: str) -> None:
 
 __all__ = ["FakeSystemd", "Notification", "WRAPPER", "fdname_is_valid", "paths",
                           "use_sockets"]
+
+
+class ServiceManagerTestCase(harness.WorldTestCase):
+    """A WorldTestCase whose daemons run under fake service managers
+    (start_manager), which outlive them and whose notify protocol problems
+    fail the test."""
+
+    def setUp(self) -> None:
+        self.fakes: list[FakeSystemd] = []
+        # registered before the World's cleanup, so it runs after it: the
+        # service manager outlives the daemons it started
+        self.addCleanup(self._close_fakes)
+        super().setUp()
+
+    def _close_fakes(self) -> None:
+        problems = []
+        for fs in self.fakes:
+            problems += [f"{fs.name}: {p}" for p in fs.problems]
+            fs.close()
+        if problems:
+            self.fail("notify protocol problems:\n  " + "\n  ".join(problems))
+
+    def start_manager(self, name: str = "systemd", activate: bool = True) -> FakeSystemd:
+        """A fake service manager; with activate, it binds the two sockets
+        outside the daemon's runtime dir and the World uses them."""
+        w = self.world
+        vmm_path = control_path = None
+        if activate:
+            vmm_path, control_path = paths(w)
+            use_sockets(w, vmm_path, control_path)
+        fs = FakeSystemd(w, vmm_path, control_path, name=name)
+        self.fakes.append(fs)
+        return fs
+
+    def start_service(self, fs: FakeSystemd, *args: str, **kw) -> harness.Daemon:
+        """Start the daemon under fs and wait for READY=1 (and nothing else)."""
+        d = fs.start(*args, **kw)
+        fs.wait_ready()
+        return d

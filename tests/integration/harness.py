@@ -893,6 +893,17 @@ class World:
 # ---------------------------------------------------------------------------
 # unittest glue
 
+def fd_count(pid: int) -> int:
+    """How many fds the process holds now."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def sessions_by_vm(fk: dict) -> dict[str, dict]:
+    """The fake kernel's VM sessions (its state's "sessions") by vm id: the
+    part of the session name after its last dot."""
+    return {s["name"].rsplit(".", 1)[1]: s for s in fk["sessions"] if s["name"] != "liveupdated"}
+
+
 class WorldTestCase(unittest.TestCase):
     """A TestCase with self.world: a World whose fake kernel is running
     (override fake_kernel_args() to change its options). After the test the
@@ -949,6 +960,17 @@ class WorldTestCase(unittest.TestCase):
                 world.remove()
 
     # -- assertions shared by the scenarios ------------------------------------
+
+    def assertRestoredIntact(self, v: Vmm, update_id: str, nbytes: int) -> None:
+        """A restarted VMM got its VM back from that update: every one of
+        nbytes verified against its model and checksum, then it resumed."""
+        reg = v.wait_event("registered")
+        self.assertTrue(reg["restore"], reg)
+        res = v.wait_event("restored")
+        self.assertEqual(res["update_id"], update_id, res)
+        self.assertEqual(res["verified_bytes"], nbytes, res)
+        self.assertTrue(res["checksum_ok"], res)
+        v.wait_event("resumed")
 
     def assertCtlOk(self, r: CtlResult) -> Any:
         self.assertEqual(r.rc, CTL_OK, str(r))

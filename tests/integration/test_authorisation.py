@@ -62,25 +62,12 @@ print(json.dumps({"uid": os.getuid(), "kind": kind, "seq": seq, "error": error,
 '''
 
 
-def sessions_by_vm(fk: dict) -> dict[str, dict]:
-    return {s["name"].rsplit(".", 1)[1]: s for s in fk["sessions"] if s["name"] != "liveupdated"}
-
-
 class TestOwnVmOnly(harness.WorldTestCase):
 
     def raw(self) -> RawVmm:
         v = RawVmm(self.world.vmm_socket)
         self.addCleanup(v.close)
         return v
-
-    def assertRestoredIntact(self, v: harness.Vmm, update_id: str, nbytes: int) -> None:
-        reg = v.wait_event("registered")
-        self.assertTrue(reg["restore"], reg)
-        res = v.wait_event("restored")
-        self.assertEqual(res["update_id"], update_id, res)
-        self.assertEqual(res["verified_bytes"], nbytes, res)
-        self.assertTrue(res["checksum_ok"], res)
-        v.wait_event("resumed")
 
     def test_live_id_cannot_be_taken(self):
         w = self.world
@@ -92,14 +79,14 @@ class TestOwnVmOnly(harness.WorldTestCase):
         boot = w.fake_state()["boot"]
         prep = self.assertCtlOk(w.ctl("prepare", w.make_kernel_image()))
         a.wait_event("prepared")
-        before = sessions_by_vm(w.fake_state())["vm-a"]
+        before = harness.sessions_by_vm(w.fake_state())["vm-a"]
         # in the middle of the update, on a new connection each time
         for _ in range(3):
             self.assertEqual(self.raw().hello("vm-a"), -errno.EEXIST)
         lst = w.vmm_list()
         self.assertEqual(sorted(lst), ["vm-a"], lst)
         self.assertEqual((lst["vm-a"]["pid"], lst["vm-a"]["state"]), (a.pid, "prepared"), lst)
-        self.assertEqual(sessions_by_vm(w.fake_state())["vm-a"], before)
+        self.assertEqual(harness.sessions_by_vm(w.fake_state())["vm-a"], before)
         self.assertEqual(w.status()["state"], "prepared")
         self.assertVerifiedIntact(a, 4 << 20)
 
@@ -129,7 +116,7 @@ class TestOwnVmOnly(harness.WorldTestCase):
                     "params": {"kernel": w.make_kernel_image()}})
             self.assertEqual(b.recv()[0], PREPARE)
             a.wait_event("prepared")
-            before = sessions_by_vm(w.fake_state())["vm-a"]
+            before = harness.sessions_by_vm(w.fake_state())["vm-a"]
             # preserved in vm-a's session already: the kernel refuses it
             b.seq += 1
             self.assertEqual(b.request(token_msg(PRESERVE_FD, b.seq, 1), [stolen])[0],
@@ -137,7 +124,7 @@ class TestOwnVmOnly(harness.WorldTestCase):
             b.seq += 1
             self.assertEqual(b.request(token_msg(PREPARE_DONE, b.seq, 0)[:8])[0], 0)
             self.assertTrue(c.read_reply()["ok"])
-        sessions = sessions_by_vm(w.fake_state())
+        sessions = harness.sessions_by_vm(w.fake_state())
         self.assertEqual(sessions["vm-a"], before)
         self.assertEqual(sessions["vm-b"]["files"], [], sessions["vm-b"])
         self.assertEqual(w.vmm_list()["vm-b"]["fds"], 0)
@@ -158,7 +145,7 @@ class TestOwnVmOnly(harness.WorldTestCase):
         self.assertCtlOk(w.ctl("commit"))
         w.simulate_reboot(boot, restart_vmms=[])
         self.assertEqual(w.vmm_list()["vm-a"]["state"], "awaiting")
-        before = sessions_by_vm(w.fake_state())["vm-a"]
+        before = harness.sessions_by_vm(w.fake_state())["vm-a"]
 
         # a new VM during the restore: it has no restore of its own to report
         b = self.raw()
@@ -171,7 +158,7 @@ class TestOwnVmOnly(harness.WorldTestCase):
         self.assertEqual(lst["vm-a"]["state"], "awaiting", lst)
         self.assertFalse(lst["vm-a"]["connected"], lst)
         self.assertEqual(lst["vm-b"]["state"], "registered", lst)
-        after = sessions_by_vm(w.fake_state())["vm-a"]
+        after = harness.sessions_by_vm(w.fake_state())["vm-a"]
         self.assertEqual(after, before)
         # the daemon holds the session (retrieved at its start); the VM's files
         # are still the kernel's: nobody took them, nothing was finished
@@ -245,7 +232,7 @@ class TestOtherUid(harness.WorldTestCase):
         w.simulate_reboot(boot, restart_vmms=[], start_daemon=self.start_daemon)
         lst = w.vmm_list()
         self.assertEqual((lst["vm-owned"]["state"], lst["vm-owned"]["uid"]), ("awaiting", NOBODY))
-        before = sessions_by_vm(w.fake_state())["vm-owned"]
+        before = harness.sessions_by_vm(w.fake_state())["vm-owned"]
 
         # another uid, authorised through the group, claims the VM: EPERM, hang-up
         for _ in range(2):
@@ -257,7 +244,7 @@ class TestOtherUid(harness.WorldTestCase):
         self.assertEqual(lst["vm-owned"]["state"], "awaiting", lst)
         self.assertFalse(lst["vm-owned"]["connected"], lst)
         self.assertEqual(lst["vm-owned"]["uid"], NOBODY, lst)
-        after = sessions_by_vm(w.fake_state())["vm-owned"]
+        after = harness.sessions_by_vm(w.fake_state())["vm-owned"]
         self.assertEqual(after, before, "the other uid's claim touched the session")
         # the daemon holds the session (retrieved at its start); the VM's files
         # are still the kernel's: nobody took them, nothing was finished

@@ -66,10 +66,6 @@ def render_table(results: dict[str, tuple[str, str, str]]) -> str:
     return fault_table.render(head, ((PHASE_TEXT[p], *results[p]) for p in PHASE_TEXT))
 
 
-def fd_count(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def fd_list(pid: int) -> list[str]:
     out = []
     for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
@@ -80,7 +76,7 @@ def fd_list(pid: int) -> list[str]:
     return out
 
 
-class DaemonRestartTest(harness.WorldTestCase):
+class DaemonRestartTest(fake_systemd.ServiceManagerTestCase):
 
     def assertFds(self, expected: int, what: str) -> None:
         """The daemon holds expected fds, once it has seen the test's own API
@@ -88,51 +84,33 @@ class DaemonRestartTest(harness.WorldTestCase):
         bounded 10 ms poll, like the harness's wait for the fake kernel)."""
         w = self.world
         end = harness.deadline(5)
-        while fd_count(w.daemon.pid) > expected and harness.remaining(end) > 0:
+        while harness.fd_count(w.daemon.pid) > expected and harness.remaining(end) > 0:
             time.sleep(0.01)
-        self.assertLessEqual(fd_count(w.daemon.pid), expected, f"{what}: {fd_list(w.daemon.pid)}")
+        self.assertLessEqual(harness.fd_count(w.daemon.pid), expected,
+                             f"{what}: {fd_list(w.daemon.pid)}")
 
     def settled_fds(self) -> int:
         """The daemon's fd count once it stopped changing (the test's API
         connections closed and seen): the same three times, 20 ms apart."""
         pid = self.world.daemon.pid
         end = harness.deadline(5)
-        seen = [fd_count(pid)]
+        seen = [harness.fd_count(pid)]
         while harness.remaining(end) > 0 and (len(seen) < 3 or len(set(seen[-3:])) > 1):
             time.sleep(0.02)
-            seen.append(fd_count(pid))
+            seen.append(harness.fd_count(pid))
         return seen[-1]
 
     def setUp(self) -> None:
-        self.fakes: list[fake_systemd.FakeSystemd] = []
         #: what the test saw happen to the daemon: its death, its restart
         self.fault: list[str] = []
         #: vm_id -> its VM's fate, once checked
         self.fates: dict[str, str] = {}
-        self.addCleanup(self._close_fakes)
         super().setUp()
-
-    def _close_fakes(self) -> None:
-        problems = []
-        for fs in self.fakes:
-            problems += [f"{fs.name}: {p}" for p in fs.problems]
-            fs.close()
-        if problems:
-            self.fail("notify protocol problems:\n  " + "\n  ".join(problems))
 
     # -- helpers ---------------------------------------------------------------
 
-    def start_manager(self, name: str = "systemd") -> fake_systemd.FakeSystemd:
-        w = self.world
-        vmm_path, control_path = fake_systemd.paths(w)
-        fake_systemd.use_sockets(w, vmm_path, control_path)
-        fs = fake_systemd.FakeSystemd(w, vmm_path, control_path, name=name)
-        self.fakes.append(fs)
-        return fs
-
     def start_service(self, fs: fake_systemd.FakeSystemd, *args: str) -> harness.Daemon:
-        d = fs.start(*args)
-        fs.wait_ready()
+        d = super().start_service(fs, *args)
         self.world.wait_daemon_ready()
         return d
 

@@ -148,7 +148,7 @@ def daemon_usage(w: harness.World) -> tuple[int, int]:
     with w.api() as c:
         harness.result(c.call("status"))
         harness.result(c.call("status"))
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        fds = harness.fd_count(pid)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -220,13 +220,7 @@ class TestFaultMatrix(harness.WorldTestCase):
         return ev
 
     def check_restored(self, v: harness.Vmm, update_id: str) -> None:
-        reg = v.wait_event("registered")
-        self.assertTrue(reg["restore"], reg)
-        res = v.wait_event("restored")
-        self.assertEqual(res["update_id"], update_id, res)
-        self.assertEqual(res["verified_bytes"], MEM_MIB << 20, res)
-        self.assertTrue(res["checksum_ok"], res)
-        v.wait_event("resumed")
+        self.assertRestoredIntact(v, update_id, MEM_MIB << 20)
         self.assertVerifiedIntact(v, MEM_MIB << 20)
 
     def check_no_leak(self, base: tuple[int, int]) -> None:

@@ -49,10 +49,6 @@ FDS_MAX = 250                    # LU_VMM_FDS_MAX
 SCM_MAX_FD = 253
 
 
-def daemon_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def fd_links(pid: int) -> dict[int, str]:
     out = {}
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -248,7 +244,7 @@ class TestLimits(harness.WorldTestCase):
         w.start_daemon()
         with w.api() as probe:
             self.settle(probe)
-            before = daemon_fds(w.daemon.pid)
+            before = harness.fd_count(w.daemon.pid)
         cases = {
             "HELLO + 1": hello_msg(1, "vm-x") + b"\0",
             "token message + 1": token_msg(PRESERVE_FD, 1, 1) + b"\0",
@@ -274,7 +270,7 @@ class TestLimits(harness.WorldTestCase):
         z.close()
         with w.api() as probe:
             self.settle(probe)
-            after = daemon_fds(w.daemon.pid)
+            after = harness.fd_count(w.daemon.pid)
         self.assertEqual(after, before, "fds left open by refused messages")
         self.assertEqual(w.vmm_list(), {})
         self.assertTrue(w.daemon.running())

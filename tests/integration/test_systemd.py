@@ -28,40 +28,7 @@ import fake_systemd
 import harness
 
 
-class SystemdTestCase(harness.WorldTestCase):
-
-    def setUp(self) -> None:
-        self.fakes: list[fake_systemd.FakeSystemd] = []
-        # registered before the World's cleanup, so it runs after it: the
-        # service manager outlives the daemons it started
-        self.addCleanup(self._close_fakes)
-        super().setUp()
-
-    def _close_fakes(self) -> None:
-        problems = []
-        for fs in self.fakes:
-            problems += [f"{fs.name}: {p}" for p in fs.problems]
-            fs.close()
-        if problems:
-            self.fail("notify protocol problems:\n  " + "\n  ".join(problems))
-
-    def start_manager(self, name: str = "systemd", activate: bool = True) -> fake_systemd.FakeSystemd:
-        """A fake service manager; with activate, it binds the two sockets
-        outside the daemon's runtime dir and the World uses them."""
-        w = self.world
-        vmm_path = control_path = None
-        if activate:
-            vmm_path, control_path = fake_systemd.paths(w)
-            fake_systemd.use_sockets(w, vmm_path, control_path)
-        fs = fake_systemd.FakeSystemd(w, vmm_path, control_path, name=name)
-        self.fakes.append(fs)
-        return fs
-
-    def start_service(self, fs: fake_systemd.FakeSystemd, *args: str, **kw) -> harness.Daemon:
-        """Start the daemon under fs and wait for READY=1 (and nothing else)."""
-        d = fs.start(*args, **kw)
-        fs.wait_ready()
-        return d
+class SystemdTestCase(fake_systemd.ServiceManagerTestCase):
 
     def prepare(self, vm_ids: list[str]) -> dict:
         """Start VMMs (one preserving through the daemon, one into its session

@@ -16,22 +16,6 @@ import harness
 
 class TestVmmLifecycle(harness.WorldTestCase):
 
-    def sessions_by_vm(self, fk: dict) -> dict[str, dict]:
-        out = {}
-        for s in fk["sessions"]:
-            if s["name"] != "liveupdated":
-                out[s["name"].rsplit(".", 1)[1]] = s
-        return out
-
-    def assertRestored(self, v: harness.Vmm, update_id: str, nbytes: int) -> None:
-        reg = v.wait_event("registered")
-        self.assertTrue(reg["restore"], reg)
-        res = v.wait_event("restored")
-        self.assertEqual(res["update_id"], update_id, res)
-        self.assertEqual(res["verified_bytes"], nbytes, res)
-        self.assertTrue(res["checksum_ok"], res)
-        v.wait_event("resumed")
-
     def test_bad_preserves_are_refused(self):
         w = self.world
         w.start_daemon()
@@ -51,7 +35,7 @@ class TestVmmLifecycle(harness.WorldTestCase):
             self.assertEqual(v.find("error"), [], v.events)
 
         # the refused files left no trace: exactly RAM (token 1) and vmstate (0x10000)
-        sessions = self.sessions_by_vm(w.fake_state())
+        sessions = harness.sessions_by_vm(w.fake_state())
         for vm_id in ("vm-send", "vm-self", "vm-good"):
             tokens = sorted(f["token"] for f in sessions[vm_id]["files"])
             self.assertEqual(tokens, [1, 0x10000], sessions[vm_id])
@@ -60,7 +44,7 @@ class TestVmmLifecycle(harness.WorldTestCase):
         self.assertCtlOk(w.ctl("commit"))
         new = w.simulate_reboot(boot)
         for vm_id, v in new.items():
-            self.assertRestored(v, prep["update_id"], 8 << 20)
+            self.assertRestoredIntact(v, prep["update_id"], 8 << 20)
         st = w.wait_state("idle")
         self.assertEqual(st["last_outcome"], "success", st)
         self.assertNothingPending()
@@ -76,7 +60,7 @@ class TestVmmLifecycle(harness.WorldTestCase):
         self.assertCtlOk(w.ctl("commit"))
 
         new = w.simulate_reboot(boot)
-        self.assertRestored(new["vm-ok"], prep["update_id"], 8 << 20)
+        self.assertRestoredIntact(new["vm-ok"], prep["update_id"], 8 << 20)
         crashed = new["vm-crash"]
         crashed.allowed_exit.add(1)
         crashed.wait_event("fault")
@@ -87,7 +71,7 @@ class TestVmmLifecycle(harness.WorldTestCase):
 
         # the same VM, started again: its session (and memory) is still there
         again = w.start_vmm("vm-crash", mem_mib=8, wait=False)
-        self.assertRestored(again, prep["update_id"], 8 << 20)
+        self.assertRestoredIntact(again, prep["update_id"], 8 << 20)
         st = w.wait_state("idle")
         self.assertEqual(st["last_outcome"], "success", st)
         rep = w.report()
@@ -106,12 +90,12 @@ class TestVmmLifecycle(harness.WorldTestCase):
         self.assertEqual(ev["update_id"], prep["update_id"], ev)
         st = w.wait_state("prepared")
         self.assertEqual(st["vmms"].get("prepared"), 2, st)
-        self.assertEqual(len(self.sessions_by_vm(w.fake_state())), 2)
+        self.assertEqual(len(harness.sessions_by_vm(w.fake_state())), 2)
 
         self.assertCtlOk(w.ctl("commit"))
         new = w.simulate_reboot(boot)
         for v in new.values():
-            self.assertRestored(v, prep["update_id"], 8 << 20)
+            self.assertRestoredIntact(v, prep["update_id"], 8 << 20)
         self.assertEqual(w.wait_state("idle")["last_outcome"], "success")
 
     def test_released_vm_starts_over(self):
