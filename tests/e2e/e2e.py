@@ -111,7 +111,6 @@ def check_cycle(run):
         "e2e": "cycle",
         "kernel": run.kernels[-1][1],
         "vmms": len(vms),
-        "guest_ram_bytes": sum(v["verified_bytes"] for v in vms.values()),
         "verified_bytes": sum(v["verified_bytes"] for v in vms.values()),
         "blackout_us": {
             "max": max(v["blackout_us"] for v in vms.values()),
