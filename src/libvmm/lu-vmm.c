@@ -173,9 +173,17 @@ static int recv_packet(struct lu_vmm *vmm, struct vmm_packet *p)
 
 	p->fd = -1;
 	n = socket_recv_fds(vmm->fd, p->u.buf, sizeof(p->u.buf), &p->fd, &n_fds);
+	/* A daemon that closed with our messages unread resets rather than
+	 * closes; the kernel reports that once, and what the daemon sent
+	 * before (a refusal at connect, say) is still queued behind it. */
+	if (n == -ECONNRESET) {
+		n_fds = 1;
+		n = socket_recv_fds(vmm->fd, p->u.buf, sizeof(p->u.buf), &p->fd, &n_fds);
+		if (n == -EAGAIN)
+			n = 0;
+	}
 	if (n == -EMSGSIZE)
 		return -EBADMSG;
-	/* a daemon killed with our messages unread resets rather than closes */
 	if (n == 0 || n == -ECONNRESET) {
 		vmm->hangup = true;
 		return 0;
@@ -208,7 +216,6 @@ static int wait_for(struct lu_vmm *vmm, uint32_t want, uint32_t seq, usec_t dead
 		    struct vmm_packet *reply)
 {
 	struct vmm_packet p;
-	bool reset = false;
 	int r;
 
 	for (;;) {
@@ -223,13 +230,6 @@ static int wait_for(struct lu_vmm *vmm, uint32_t want, uint32_t seq, usec_t dead
 		r = recv_packet(vmm, &p);
 		if (r == -EAGAIN || r == -EINTR)
 			continue;
-		/* A daemon that closed with our request unread makes the kernel
-		 * report a reset first; what it sent before closing (a refusal)
-		 * is still there to read. */
-		if (r == -ECONNRESET && !reset) {
-			reset = true;
-			continue;
-		}
 		if (r < 0)
 			return r;
 		if (r == 0)
