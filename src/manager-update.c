@@ -34,6 +34,7 @@
 #include "log.h"
 #include "luo.h"
 #include "manager.h"
+#include "next-kernel.h"
 #include "pci.h"
 #include "string-util.h"
 #include "update-file.h"
@@ -225,6 +226,44 @@ static int open_image(const char *path, const char *what, ControlError *ret_code
 	return fd;
 }
 
+/* Refuse a next kernel that would boot without finding the guests' memory. */
+static int check_next_kernel(int kfd, const char *image, ControlError *ret_code, char **ret_message)
+{
+	_cleanup_free_ char *config = NULL;
+	char release[NEXT_KERNEL_RELEASE_MAX], missing[256];
+	int r;
+
+	r = next_kernel_release(kfd, release);
+	if (r == -ENODATA)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "%s names no kernel release in its boot header; cannot tell whether "
+				 "it can receive a live update", image);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "Cannot read the kernel release of %s: %m", image);
+
+	r = next_kernel_find_config(image, release, &config);
+	if (r == -ENOENT)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "Cannot tell whether %s (linux %s) can receive a live update: no "
+				 "config-%s beside it or in /boot", image, release, release);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "Cannot read the config of linux %s: %m", release);
+
+	r = next_kernel_check_config(config, missing, sizeof(missing));
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
+				 "Cannot read %s: %m", config);
+	if (r > 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, -EOPNOTSUPP,
+				 "%s (linux %s) cannot receive a live update: %s lacks %s, so the "
+				 "guests' memory would not survive the kexec",
+				 image, release, config, missing);
+	log_debug("Next kernel: linux %s, %s", release, config);
+	return 0;
+}
+
 /* Checks and loading that fail fast, before any VMM hears of the update. */
 static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, ControlError *ret_code,
 			  char **ret_message)
@@ -240,6 +279,9 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
 				 "%s is not a bootable kernel image: %m", p->kernel);
+	r = check_next_kernel(kfd, p->kernel, ret_code, ret_message);
+	if (r < 0)
+		return r;
 	if (p->initrd) {
 		ifd = open_image(p->initrd, "initrd", ret_code, ret_message);
 		if (ifd < 0)

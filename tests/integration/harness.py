@@ -78,8 +78,15 @@ VMM_EXIT_OK, VMM_EXIT_ERROR, VMM_EXIT_USAGE, VMM_EXIT_CORRUPT, VMM_EXIT_HANGUP =
 #: liveupdatectl's exit codes (cli/liveupdatectl.c).
 CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE, CTL_PERMISSION = 0, 1, 2, 3, 4
 
-#: Offsets of the bzImage header that the fake kernel checks.
+#: Offsets of the bzImage header that the fake kernel and the daemon read:
+#: the magic, and where (less 0x200) the version string is.
 BZ_MAGIC_OFFSET = 0x202
+BZ_VERSION_PTR_OFFSET = 0x20e
+BZ_VERSION_AT = 0x400
+#: The release test images name, and the config a kernel that can receive a
+#: live update has (the daemon looks for config-RELEASE beside the image).
+TEST_RELEASE = "7.3.0-liveupdated-test"
+LUO_CONFIG = "CONFIG_KEXEC_HANDOVER=y\nCONFIG_LIVEUPDATE=y\nCONFIG_LIVEUPDATE_MEMFD=y\n"
 
 # The VMM protocol (include/liveupdate/vmm-protocol.h), for raw tests.
 LU_VMM_PROTOCOL_VERSION = 1
@@ -130,12 +137,24 @@ def sanitizer_report(text: str) -> str | None:
     return None
 
 
-def make_kernel_image(path: str, magic: bool = True, size: int = 4096) -> str:
+def make_kernel_image(path: str, magic: bool = True, size: int = 4096,
+                      release: str | None = TEST_RELEASE,
+                      config: str | None = LUO_CONFIG) -> str:
     """Write a file the fake kernel accepts as a bzImage ("HdrS" at 0x202,
-    at least 1 KiB), or, with magic=False, one it refuses (ENOEXEC)."""
+    at least 1 KiB) naming release in its header, with config-RELEASE
+    beside it holding config (None: no such file); with magic=False, one
+    it refuses (ENOEXEC)."""
     data = bytearray(size)
     if magic:
         data[BZ_MAGIC_OFFSET:BZ_MAGIC_OFFSET + 4] = b"HdrS"
+        if release is not None:
+            data[BZ_VERSION_PTR_OFFSET:BZ_VERSION_PTR_OFFSET + 2] = \
+                (BZ_VERSION_AT - 0x200).to_bytes(2, "little")
+            version = f"{release} (liveupdated@tests) #1\0".encode()
+            data[BZ_VERSION_AT:BZ_VERSION_AT + len(version)] = version
+            if config is not None:
+                with open(os.path.join(os.path.dirname(path), f"config-{release}"), "w") as f:
+                    f.write(config)
     with open(path, "wb") as f:
         f.write(data)
     return path
@@ -545,8 +564,9 @@ class World:
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
 
-    def make_kernel_image(self, name: str = "bzImage", magic: bool = True, size: int = 4096) -> str:
-        return make_kernel_image(self.path(name), magic=magic, size=size)
+    def make_kernel_image(self, name: str = "bzImage", magic: bool = True, size: int = 4096,
+                          **kw: Any) -> str:
+        return make_kernel_image(self.path(name), magic=magic, size=size, **kw)
 
     # -- fake kernel ---------------------------------------------------------
 

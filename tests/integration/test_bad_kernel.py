@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Scenario 4: prepare with a kernel image that cannot be used.
 
-A missing file and a file without the bzImage magic must both fail prepare
+A missing file, a file without the bzImage magic and a kernel that could
+not receive a live update (no LUO in its config) must all fail prepare
 with kernel-image and a message naming the file, before any VMM hears of
 the update: no session, no kexec image, the daemon idle.
 """
@@ -67,6 +68,40 @@ class TestBadKernel(harness.WorldTestCase):
         # and a good image right after works: nothing was left half-done
         prep = self.assertCtlOk(w.ctl("prepare", w.make_kernel_image()))
         self.assertEqual(prep["vmms"], 1, prep)
+        self.assertCtlOk(w.ctl("abort"))
+        self.assertThawedIntact(self.vmm)
+        self.assertNothingPending()
+
+    def test_next_kernel_without_luo(self):
+        """A kernel without LUO would boot and find no guest memory: refused
+        before any VMM hears of the update."""
+        w = self.world
+        cases = [
+            ("no-luo", dict(config="CONFIG_KEXEC_HANDOVER=y\n# CONFIG_LIVEUPDATE is not set\n"
+                                   "CONFIG_LIVEUPDATE_MEMFD=y\n"),
+             "EOPNOTSUPP", "lacks CONFIG_LIVEUPDATE,"),
+            ("no-memfd", dict(config="CONFIG_KEXEC_HANDOVER=y\nCONFIG_LIVEUPDATE=y\n"
+                                     "CONFIG_LIVEUPDATE_MEMFD=m\n"),
+             "EOPNOTSUPP", "lacks CONFIG_LIVEUPDATE_MEMFD, so"),
+            ("no-config", dict(release="7.3.0-unknown", config=None),
+             "ENOENT", "no config-7.3.0-unknown beside it or in /boot"),
+            ("no-release", dict(release=None), "ENODATA", "names no kernel release"),
+        ]
+        for name, kw, errno_name, words in cases:
+            with self.subTest(name):
+                os.mkdir(w.path(name))
+                image = w.make_kernel_image(os.path.join(name, "bzImage"), **kw)
+                reply = w.call("prepare", {"kernel": image})
+                self.assertFalse(reply["ok"], reply)
+                self.assertEqual(reply["error"]["code"], "kernel-image", reply)
+                self.assertEqual(reply["error"].get("errno"), errno_name, reply)
+                self.assertIn(words, reply["error"]["message"], reply)
+                self.assertIn(image, reply["error"]["message"], reply)
+                self.assertUntouched()
+
+        # the same directory with a config that has it: prepared
+        good = w.make_kernel_image(os.path.join("no-luo", "bzImage"))
+        self.assertCtlOk(w.ctl("prepare", good))
         self.assertCtlOk(w.ctl("abort"))
         self.assertThawedIntact(self.vmm)
         self.assertNothingPending()
