@@ -168,6 +168,8 @@ static void *writer(void *userdata)
 		for (size_t f = 0; f < ram->n_files; f++)
 			n += write_chunk(ram, f);
 		atomic_fetch_add_explicit(&ram->words_written, n, memory_order_relaxed);
+		if (ram->nap_us)
+			usleep(ram->nap_us);
 	}
 }
 

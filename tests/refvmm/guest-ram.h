@@ -39,6 +39,7 @@ struct guest_ram {
 	bool parked; /* what the writer does, under lock */
 	bool quit;
 	atomic_uint_fast64_t words_written; /* by the writer, ever: main watches it move */
+	unsigned nap_us; /* the writer sleeps this long per turn: a mostly idle vCPU */
 };
 
 /* A RAM word as the model wants it. */

@@ -131,6 +131,7 @@ struct refvmm {
 	enum mode mode;
 	struct fault fault;
 	bool freeze_hold; /* --freeze-hold: FROZEN waits for SIGUSR2 */
+	uint64_t nap_us;  /* --write-nap-us */
 
 	struct lu_vmm *vmm;
 	struct guest_ram ram;
@@ -538,6 +539,7 @@ static int restore_files(struct refvmm *r, const struct lu_vmm_event *ev, struct
 		emit_error("vmstate geometry: %s", strerror(-k));
 		return EXIT_CORRUPT;
 	}
+	r->ram.nap_us = (unsigned)r->nap_us;
 	for (size_t i = 0; i < r->ram.n_files; i++) {
 		fd = lu_vmm_restored_fd(r->vmm, i + 1);
 		if (fd < 0) {
@@ -690,6 +692,7 @@ static int boot(struct refvmm *r)
 	int k;
 
 	k = guest_ram_init(&r->ram, r->seed, r->ram_fds, r->mem_mib << 20);
+	r->ram.nap_us = (unsigned)r->nap_us;
 	for (size_t i = 0; k >= 0 && i < r->ram.n_files; i++)
 		k = guest_ram_create_file(&r->ram, i);
 	if (k >= 0) {
@@ -825,6 +828,8 @@ static void help(void)
 	       "  --fault ACTION@PHASE  misbehave, for tests (see Faults below)\n"
 	       "  --freeze-hold     stop the VM at FREEZE but send FROZEN only on SIGUSR2\n"
 	       "                    (a slow freezer, on cue; a THAW cancels the hold)\n"
+	       "  --write-nap-us N  the writer sleeps N us after each turn (default 0: it\n"
+	       "                    never rests); many VMs on few CPUs need it\n"
 	       "  -h, --help        this text\n\n"
 	       "After a kexec, start it again with the same --vm-id: RAM size, count and\n"
 	       "seed then come from the preserved vmstate, not from the options.\n\n"
@@ -934,6 +939,7 @@ static int parse_args(int argc, char **argv, struct refvmm *r)
 		ARG_SEED,
 		ARG_FAULT,
 		ARG_FREEZE_HOLD,
+		ARG_WRITE_NAP,
 	};
 	static const struct option options[] = {
 		{ "vm-id", required_argument, NULL, ARG_VM_ID },
@@ -944,6 +950,7 @@ static int parse_args(int argc, char **argv, struct refvmm *r)
 		{ "seed", required_argument, NULL, ARG_SEED },
 		{ "fault", required_argument, NULL, ARG_FAULT },
 		{ "freeze-hold", no_argument, NULL, ARG_FREEZE_HOLD },
+		{ "write-nap-us", required_argument, NULL, ARG_WRITE_NAP },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -983,6 +990,10 @@ static int parse_args(int argc, char **argv, struct refvmm *r)
 			break;
 		case ARG_FREEZE_HOLD:
 			r->freeze_hold = true;
+			break;
+		case ARG_WRITE_NAP:
+			if (parse_u64(optarg, 0, 1000000, &r->nap_us) < 0)
+				goto bad;
 			break;
 		case 'h':
 			help();
