@@ -12,7 +12,9 @@ and any kernel trouble, "E2E fail", mismatch or timeout fails the run.
 """
 
 import argparse
+import collections
 import json
+import statistics
 import os
 import shutil
 import subprocess
@@ -25,10 +27,14 @@ import guest  # noqa: E402
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SKIP = 77
 
-# What the guest's cycle.sh runs: VMMs x RAM memfds x MiB each.
-CYCLE_VMMS = 4
-CYCLE_RAM_FDS = 2
-CYCLE_MEM_MIB = 16
+# What the guest's cycle.sh runs: VMMs x RAM memfds x MiB each, and how long
+# each writer naps per turn (0: never).
+Cycle = collections.namedtuple("Cycle", "vmms ram_fds mem_mib nap_us")
+CYCLE = Cycle(vmms=4, ram_fds=2, mem_mib=16, nap_us=0)
+# The scale run: as many VMMs as the 1 GiB guest holds with room to spare,
+# each a small VM whose writer mostly naps (on 2 emulated CPUs, hundreds of
+# always-busy writers would measure the CPU, not the update).
+SCALE = Cycle(vmms=128, ram_fds=1, mem_mib=2, nap_us=20000)
 
 
 class Failure(Exception):
@@ -62,7 +68,7 @@ def last_json(run, prefix):
     return values[-1]
 
 
-def check_cycle(run):
+def check_cycle(run, size=CYCLE):
     common_checks(run, stages=2)
     expect(run.e2e_lines("check prepare ok"), "prepare did not succeed")
     expect(run.e2e_lines("commit"), "no commit")
@@ -73,9 +79,9 @@ def check_cycle(run):
     stage2 = "\n".join(run.stage_lines(2))
     expect("E2E vmms writing" in stage2, "the VMMs did not write on after the update")
 
-    expected_bytes = CYCLE_RAM_FDS * CYCLE_MEM_MIB << 20
+    expected_bytes = size.ram_fds * size.mem_mib << 20
     vms = {}
-    for i in range(1, CYCLE_VMMS + 1):
+    for i in range(1, size.vmms + 1):
         vm = f"vm{i}"
         restored = run.vmm_events(vm, "restored")
         resumed = run.vmm_events(vm, "resumed")
@@ -107,15 +113,18 @@ def check_cycle(run):
               ("freeze_barrier_us", "kexec_boot_us", "restore_us", "handback_us")}
     for k, v in phases.items():
         expect(isinstance(v, int) and v >= 0, f"timeline {k} is {v}")
+    blackouts = [v["blackout_us"] for v in vms.values()]
     return {
-        "e2e": "cycle",
+        "e2e": "cycle" if size == CYCLE else "scale",
         "kernel": run.kernels[-1][1],
         "vmms": len(vms),
         "verified_bytes": sum(v["verified_bytes"] for v in vms.values()),
         "blackout_us": {
-            "max": max(v["blackout_us"] for v in vms.values()),
-            "min": min(v["blackout_us"] for v in vms.values()),
-            "per_vm": {k: v["blackout_us"] for k, v in vms.items()},
+            "max": max(blackouts),
+            "median": int(statistics.median(blackouts)),
+            "min": min(blackouts),
+            **({"per_vm": {k: v["blackout_us"] for k, v in vms.items()}}
+               if len(vms) <= 8 else {}),
         },
         "daemon_blackout_us": timeline.get("blackout_us"),
         "phases_us": {
@@ -152,13 +161,80 @@ def check_freeze_refused(run):
     return {"e2e": "freeze-refused", "outcome": outcome}
 
 
+def check_restored(run, vm_ids, expected_bytes):
+    """Stage 2: every VM restored once with all of its memory verified, and
+    resumed; the daemon's report a success with every VM resumed."""
+    log = "\n".join(line for _, line in run.lines)
+    expect("kexec_core: Starting new kernel" in log, "the old kernel did not kexec")
+    expect("KHO: found kexec handover data" in log, "the new kernel found no kexec handover data")
+    for vm in vm_ids:
+        restored = run.vmm_events(vm, "restored")
+        expect(len(restored) == 1, f"{vm}: expected one restore, saw {len(restored)}")
+        r = restored[0]
+        expect(r.get("verified_bytes") == expected_bytes and r.get("checksum_ok") is True,
+               f"{vm}: restored {r}, expected {expected_bytes} bytes verified")
+        expect(len(run.vmm_events(vm, "resumed")) == 1, f"{vm} did not resume once")
+    rep = last_json(run, "report")
+    rep = rep.get("report", rep)
+    expect(rep.get("outcome") == "success", f"the update's outcome is {rep.get('outcome')}")
+    outcomes = {v["vm_id"]: v["outcome"] for v in rep.get("vmms", [])}
+    expect(outcomes == {vm: "resumed" for vm in vm_ids}, f"the report's VMs are {outcomes}")
+    status = last_json(run, "status")
+    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the update")
+    expect(not status.get("held_sessions"), "sessions are still held after every VM resumed")
+    return rep
+
+
+def check_reboot_refused(run):
+    common_checks(run, stages=2)
+    vms = ("vm1", "vm2", "vm3")
+    expect(run.e2e_lines("check fault-injection ok"), "no fail_luo_freeze in debugfs")
+    expect(run.e2e_lines("check commit-refused ok"), "the first commit was not refused")
+    expect(run.e2e_lines("check fault-fired ok"), "the injected freeze failure did not fire")
+    refused = run.e2e_lines("commit refused ")
+    expect(refused and '"code":"reboot-failed"' in refused[0] and "EBUSY" in refused[0],
+           f"no reboot-failed (EBUSY) error for the refused kexec: {refused}")
+    stage1 = "\n".join(run.stage_lines(1))
+    expect("Freeze failed for token" in stage1, "the kernel did not fail a freeze")
+    first = run.e2e_json("status")[0]
+    expect(first and first.get("state") == "idle" and first.get("last_outcome") == "aborted",
+           f"after the refused kexec the daemon is {first}")
+    first_rep = run.e2e_json("report")[0]
+    first_rep = (first_rep or {}).get("report", first_rep) or {}
+    expect((first_rep.get("error") or {}).get("code") == "reboot-failed",
+           f"the refused update's report: {first_rep}")
+    for vm in vms:
+        expect(run.vmm_events(vm, "thawed"), f"{vm} was not thawed after the refused kexec")
+        verified = [v for v in run.vmm_events(vm, "verified") if not v.get("frozen")]
+        expect(verified and verified[0].get("bad_words") == 0 and
+               verified[0].get("verified_bytes") == 2 * 16 << 20,
+               f"{vm}: memory check after the refused kexec {verified}")
+    expect(run.e2e_lines("check prepare-again ok"), "the second prepare failed")
+    check_restored(run, vms, 2 * 16 << 20)
+    return {"e2e": "reboot-refused"}
+
+
+def check_vmm_killed_frozen(run):
+    common_checks(run, stages=2)
+    vms = ("vm1", "vm2", "vm3")
+    killed = run.e2e_lines("vm3 ")
+    expect(killed and '"status":137' in killed[0], f"vm3 was not killed: {killed}")
+    frozen_at = [t for t, vm, e in run.events if vm == "vm3" and e.get("event") == "frozen"]
+    expect(frozen_at, "vm3 never reported FROZEN")
+    during = run.e2e_json("status")[0]
+    expect(during and during.get("state") == "freezing",
+           f"between vm3's death and the others' FROZEN the daemon is {during}")
+    check_restored(run, vms, 2 * 16 << 20)
+    return {"e2e": "vmm-killed-frozen"}
+
+
 def check_bad_kernel(run):
     common_checks(run, stages=1)
     refused = run.e2e_lines("prepare ")
-    expect(len(refused) == 2, f"expected 2 refused prepares, saw {refused}")
+    expect(len(refused) == 3, f"expected 3 refused prepares, saw {refused}")
     for line in refused:
         expect(" rc=0 " not in line, f"a bad image was accepted: {line}")
-    for name in ("garbage.img", "missing.img"):
+    for name in ("garbage.img", "missing.img", "bzImage"):
         expect(run.e2e_lines(f"check prepare-refused-{name} ok"), f"{name} was not refused")
     # The daemon said why, in the JSON API's stable terms; the CLI caught the
     # missing file before asking it.
@@ -166,7 +242,12 @@ def check_bad_kernel(run):
            f"no clear error for a garbage image: {refused[0]}")
     expect("rc=2" in refused[1] and "No such file or directory" in refused[1],
            f"no clear error for a missing image: {refused[1]}")
-    for status in run.e2e_json("status")[:2]:
+    release = run.kernels[-1][1].split()[0] if run.kernels else "?"
+    expect('"code":"kernel-image"' in refused[2] and
+           f"(linux {release}) cannot receive a live update" in refused[2] and
+           "lacks CONFIG_KEXEC_HANDOVER, CONFIG_LIVEUPDATE, CONFIG_LIVEUPDATE_MEMFD" in refused[2],
+           f"no clear error for a kernel without LUO (running {release}): {refused[2]}")
+    for status in run.e2e_json("status")[:3]:
         expect(status and status.get("state") == "idle", f"a refused prepare left {status}")
     for vm in ("vm1", "vm2"):
         verified = run.vmm_events(vm, "verified")
@@ -181,7 +262,21 @@ SCENARIOS = {
     "cycle": check_cycle,
     "freeze-refused": check_freeze_refused,
     "bad-kernel": check_bad_kernel,
+    "reboot-refused": check_reboot_refused,
+    "vmm-killed-frozen": check_vmm_killed_frozen,
+    "scale": lambda run: check_cycle(run, SCALE),  # main() passes --vmms
 }
+
+#: Scenarios that run another one's script with other parameters.
+GUEST_SCRIPT = {"scale": "cycle"}
+
+
+def guest_append(name, size):
+    """The kernel command line words that size the guest's cycle."""
+    if name != "scale":
+        return ""
+    return (f"lu_vmms={size.vmms} lu_ram_fds={size.ram_fds} lu_mem_mib={size.mem_mib} "
+            f"lu_nap_us={size.nap_us}")
 
 
 def find_kernel(kernel_dir):
@@ -200,11 +295,12 @@ def make_images(build_dir, kernel_dir, workdir):
     return os.path.join(workdir, "initrd.img"), os.path.join(workdir, "disk.img")
 
 
-def run_scenario(name, build_dir, kernel_dir, timeout, on_line, log_path=None):
+def run_scenario(name, build_dir, kernel_dir, timeout, on_line, log_path=None, append=""):
     with tempfile.TemporaryDirectory(prefix="lu-e2e-") as work:
         initrd, disk = make_images(build_dir, kernel_dir, work)
-        run = guest.boot(os.path.join(kernel_dir, "bzImage"), initrd, disk, name,
-                         timeout, on_line=on_line)
+        run = guest.boot(os.path.join(kernel_dir, "bzImage"), initrd, disk,
+                         GUEST_SCRIPT.get(name, name), timeout, on_line=on_line,
+                         extra_append=append)
     if log_path:
         with open(log_path, "w") as f:
             for t, line in run.lines:
@@ -220,7 +316,10 @@ def main():
     ap.add_argument("--timeout", type=float, default=600, help="seconds for the whole guest run")
     ap.add_argument("--log", help="write the serial log here")
     ap.add_argument("--demo", action="store_true", help="print a readable timeline")
+    ap.add_argument("--vmms", type=int, default=SCALE.vmms,
+                    help=f"VMMs of the scale run (default {SCALE.vmms})")
     args = ap.parse_args()
+    size = SCALE._replace(vmms=args.vmms)
 
     kernel_dir = find_kernel(args.kernel_dir)
     if not kernel_dir or not os.path.exists(os.path.join(kernel_dir, "bzImage")):
@@ -239,9 +338,12 @@ def main():
             print(f"[{t:8.3f}] {line}", flush=True)
 
     run = run_scenario(args.scenario, os.path.abspath(args.build_dir), kernel_dir,
-                       args.timeout, on_line, args.log)
+                       args.timeout, on_line, args.log, guest_append(args.scenario, size))
     try:
-        summary = SCENARIOS[args.scenario](run)
+        if args.scenario == "scale":
+            summary = check_cycle(run, size)
+        else:
+            summary = SCENARIOS[args.scenario](run)
     except Failure as e:
         print(f"FAIL {args.scenario}: {e}", file=sys.stderr)
         if args.demo and args.log:

@@ -12,9 +12,10 @@ stage1() {
 	done
 	e2e "vmms running"
 
-	# Not a kernel at all, and a file that is not there.
+	# Not a kernel at all, a file that is not there, and a kernel that
+	# could not receive the update (its config has no LUO).
 	head -c 1048576 /dev/urandom >/tmp/garbage.img
-	for image in /tmp/garbage.img /mnt/boot/missing.img; do
+	for image in /tmp/garbage.img /mnt/boot/missing.img /mnt/boot/noluo/bzImage; do
 		out=$(liveupdatectl --json prepare "$image" --append "lu_stage=2" 2>&1)
 		rc=$?
 		e2e "prepare $image rc=$rc $out"

@@ -11,7 +11,8 @@ VMMS=${E2E_VMMS:-4}
 vmm_args() {
 	local mode=send
 	[ $(($1 % 2)) = 0 ] && mode=self
-	echo "--mem-mib ${E2E_MEM_MIB:-16} --ram-fds 2 --mode $mode --seed $1"
+	echo "--mem-mib ${E2E_MEM_MIB:-16} --ram-fds ${E2E_RAM_FDS:-2} --mode $mode --seed $1" \
+		"--write-nap-us ${E2E_NAP_US:-0}"
 }
 
 stage1() {

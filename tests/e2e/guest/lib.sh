@@ -42,8 +42,10 @@ start_vmm() {
 	: >"/run/vmm/$id.log"
 	(
 		liveupdate-refvmm --vm-id "$id" "$@" 2>&1 &
-		echo $! >"/run/vmm/$id.pid"
-		wait
+		pid=$!
+		echo $pid >"/run/vmm/$id.pid"
+		# its own status (a bare wait would say 0): 128+N when killed by N
+		wait $pid
 		echo "{\"event\":\"exited\",\"status\":$?}"
 	) | while IFS= read -r line; do
 		echo "vmm $id: $line"
