@@ -34,7 +34,7 @@ CYCLE = Cycle(vmms=4, ram_fds=2, mem_mib=16, nap_us=0)
 # The scale run: as many VMMs as the 1 GiB guest holds with room to spare,
 # each a small VM whose writer mostly naps (on 2 emulated CPUs, hundreds of
 # always-busy writers would measure the CPU, not the update).
-SCALE = Cycle(vmms=128, ram_fds=1, mem_mib=2, nap_us=20000)
+SCALE = Cycle(vmms=128, ram_fds=1, mem_mib=2, nap_us=500000)
 
 
 class Failure(Exception):
@@ -258,6 +258,119 @@ def check_bad_kernel(run):
     return {"e2e": "bad-kernel"}
 
 
+# The systemd guest: Debian 12's systemd as PID 1 on a root filesystem
+# (tests/e2e/mkrootfs, guest-systemd/), liveupdated.service as installed.
+SYSTEMD_SCENARIOS = ("systemd-restart",)
+SYSTEMD_APPEND = "root=/dev/vda rw"
+SYSTEMD_VMMS = ("vm1", "vm2", "vm3")
+SYSTEMD_VM_BYTES = 2 * 16 << 20
+# guest-systemd/systemd-lib.sh's check_service, run twice in each boot.
+SERVICE_CHECKS = ("daemon-active", "no-failed-units", "daemon-seccomp", "daemon-no-new-privs",
+                  "daemon-capabilities", "daemon-usr-readonly", "daemon-boot-readonly",
+                  "daemon-etc-readonly", "daemon-home-protected", "daemon-private-tmp")
+
+
+def stage_words(run, stage, prefix):
+    """The words after "E2E PREFIX " on each such line of one stage."""
+    start = "E2E " + prefix + " "
+    return [line[len(start):] for line in run.stage_lines(stage) if line.startswith(start)]
+
+
+def stage_json(run, stage, prefix):
+    values = stage_words(run, stage, prefix)
+    expect(len(values) == 1, f"stage {stage}: expected one 'E2E {prefix}' line, saw {len(values)}")
+    try:
+        return json.loads(values[0])
+    except json.JSONDecodeError:
+        raise Failure(f"stage {stage}: 'E2E {prefix}' is not JSON: {values[0]}")
+
+
+def stage_fields(run, stage, prefix):
+    """Each "E2E PREFIX k=v k=v ..." line of one stage, as a dict."""
+    return [dict(w.split("=", 1) for w in words.split() if "=" in w)
+            for words in stage_words(run, stage, prefix)]
+
+
+def check_systemd_restart(run):
+    common_checks(run, stages=2)
+    for line in run.e2e_lines("begin "):
+        expect("init=systemd" in line.split(), f"PID 1 is not systemd: {line}")
+    # Both boots reached a running system (no failed unit), and the unit's
+    # sandboxing was in force on the daemon, twice in each boot.
+    for stage in (1, 2):
+        systems = stage_words(run, stage, "system")
+        expect(len(systems) == 2 and all(s == "running" for s in systems),
+               f"stage {stage}: systemd says the system is {systems}, not running twice")
+        lines = run.stage_lines(stage)
+        for name in SERVICE_CHECKS:
+            n = lines.count(f"E2E check {name} ok")
+            expect(n == 2, f"stage {stage}: check {name} passed {n} time(s), expected 2")
+
+    # Stage 1: prepared; the daemon SIGKILLed with the sessions in its fd
+    # store; systemd started it again; the new instance has the same update
+    # prepared and every VMM reconnected to it.
+    expect(run.e2e_lines("check prepare ok"), "prepare did not succeed")
+    before = stage_json(run, 1, "status-before")
+    update_id = before.get("update_id")
+    expect(before.get("state") == "prepared" and update_id,
+           f"before the kill the daemon is {before.get('state')}, update {update_id}")
+    killed = stage_fields(run, 1, "kill daemon")
+    expect(len(killed) == 1, f"expected one kill of the daemon, saw {len(killed)}")
+    fdstore = int(killed[0].get("fdstore") or 0)
+    expect(fdstore > 0, "the session fds were not in the service's fd store when it was killed")
+    daemons = stage_fields(run, 1, "daemon")
+    expect(len(daemons) == 2, f"stage 1: expected two daemon lines, saw {len(daemons)}")
+    expect(daemons[0].get("pid") == killed[0].get("pid"), "the daemon killed is not the one checked")
+    expect(daemons[1].get("pid") not in (None, "0", daemons[0].get("pid")),
+           f"the daemon was not started again: pid {daemons[1].get('pid')}")
+    restarts = [d.get("nrestarts") for d in daemons]
+    expect(restarts == ["0", "1"], f"systemd's restart count went {restarts}, not 0 then 1")
+    after = stage_json(run, 1, "status-after")
+    expect(after.get("state") == "prepared" and after.get("update_id") == update_id,
+           f"after the restart the daemon is {after.get('state')}, update {after.get('update_id')}"
+           f" (was {update_id})")
+    listed = {v.get("vm_id"): v for v in stage_json(run, 1, "list-after").get("vmms", [])}
+    expect(sorted(listed) == list(SYSTEMD_VMMS), f"after the restart the daemon lists {sorted(listed)}")
+    for vm, v in listed.items():
+        expect(v.get("connected") is True and v.get("state") == "prepared",
+               f"{vm} after the restart: {v}")
+    for vm in SYSTEMD_VMMS:
+        for name in ("thawed", "exited", "error"):
+            expect(not run.vmm_events(vm, name), f"{vm}: {name} {run.vmm_events(vm, name)}")
+    expect(run.e2e_lines("commit"), "no commit")
+
+    # Stage 2: systemd booted the new kernel, the daemon handed every VM back.
+    rep = check_restored(run, SYSTEMD_VMMS, SYSTEMD_VM_BYTES)
+    expect(rep.get("update_id") == update_id, f"the report is of update {rep.get('update_id')}")
+    blackouts = {}
+    for vm in SYSTEMD_VMMS:
+        expect(run.vmm_events(vm, "restored")[0].get("update_id") == update_id,
+               f"{vm} restored another update")
+        blackouts[vm] = run.vmm_events(vm, "resumed")[0].get("blackout_us")
+        expect(isinstance(blackouts[vm], int) and blackouts[vm] > 0, f"{vm}: no blackout figure")
+        writing = run.vmm_events(vm, "writing")
+        expect(writing and writing[0].get("words", 0) > 0, f"{vm}: not writing after resume")
+    expect("E2E vmms writing" in run.stage_lines(2), "the VMMs did not write on after the update")
+    restarts = [d.get("nrestarts") for d in stage_fields(run, 2, "daemon")]
+    expect(restarts == ["0", "0"], f"the new kernel's daemon restarted: {restarts}")
+
+    kill_t = next(t for t, w in run.e2e if w.startswith("kill daemon "))
+    pickup_t = next(t for t, w in run.e2e if w.startswith("status-after "))
+    begins = [t for t, w in run.e2e if w.startswith("begin ")]
+    return {
+        "e2e": "systemd-restart",
+        "kernel": run.kernels[-1][1],
+        "update_id": update_id,
+        "vmms": len(SYSTEMD_VMMS),
+        "verified_bytes": SYSTEMD_VM_BYTES * len(SYSTEMD_VMMS),
+        "fdstore_fds": fdstore,
+        "kill_to_pickup_s": round(pickup_t - kill_t, 1),
+        "kernel_to_scenario_s": [round(b - k, 1) for b, (k, _) in zip(begins, run.kernels)],
+        "blackout_us": blackouts,
+        "accel": run.accel,
+    }
+
+
 SCENARIOS = {
     "cycle": check_cycle,
     "freeze-refused": check_freeze_refused,
@@ -265,6 +378,7 @@ SCENARIOS = {
     "reboot-refused": check_reboot_refused,
     "vmm-killed-frozen": check_vmm_killed_frozen,
     "scale": lambda run: check_cycle(run, SCALE),  # main() passes --vmms
+    "systemd-restart": check_systemd_restart,
 }
 
 #: Scenarios that run another one's script with other parameters.
@@ -295,9 +409,27 @@ def make_images(build_dir, kernel_dir, workdir):
     return os.path.join(workdir, "initrd.img"), os.path.join(workdir, "disk.img")
 
 
+class Skip(Exception):
+    pass
+
+
+def make_rootfs(build_dir, kernel_dir, workdir):
+    r = subprocess.run([os.path.join(TOP, "tests", "e2e", "mkrootfs"), build_dir, kernel_dir,
+                        workdir], stdout=subprocess.DEVNULL)
+    if r.returncode == SKIP:
+        raise Skip("tests/e2e/mkrootfs cannot build the systemd guest's root filesystem here")
+    if r.returncode:
+        raise Failure(f"tests/e2e/mkrootfs failed (exit status {r.returncode})")
+    return os.path.join(workdir, "rootfs.img")
+
+
 def run_scenario(name, build_dir, kernel_dir, timeout, on_line, log_path=None, append=""):
     with tempfile.TemporaryDirectory(prefix="lu-e2e-") as work:
-        initrd, disk = make_images(build_dir, kernel_dir, work)
+        if name in SYSTEMD_SCENARIOS:
+            initrd, disk = None, make_rootfs(build_dir, kernel_dir, work)
+            append = (SYSTEMD_APPEND + " " + append).strip()
+        else:
+            initrd, disk = make_images(build_dir, kernel_dir, work)
         run = guest.boot(os.path.join(kernel_dir, "bzImage"), initrd, disk,
                          GUEST_SCRIPT.get(name, name), timeout, on_line=on_line,
                          extra_append=append)
@@ -337,8 +469,15 @@ def main():
         def on_line(t, line):
             print(f"[{t:8.3f}] {line}", flush=True)
 
-    run = run_scenario(args.scenario, os.path.abspath(args.build_dir), kernel_dir,
-                       args.timeout, on_line, args.log, guest_append(args.scenario, size))
+    try:
+        run = run_scenario(args.scenario, os.path.abspath(args.build_dir), kernel_dir,
+                           args.timeout, on_line, args.log, guest_append(args.scenario, size))
+    except Skip as e:
+        print(e, file=sys.stderr)
+        return SKIP
+    except Failure as e:
+        print(f"FAIL {args.scenario}: {e}", file=sys.stderr)
+        return 1
     try:
         if args.scenario == "scale":
             summary = check_cycle(run, size)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest-ram.h"
@@ -37,6 +38,8 @@ static uint64_t expected_word(const struct guest_ram *ram, size_t f, uint64_t i)
 
 int guest_ram_init(struct guest_ram *ram, uint64_t seed, size_t n_files, size_t bytes_per_file)
 {
+	pthread_condattr_t attr;
+
 	memset(ram, 0, sizeof(*ram));
 	if (n_files == 0 || bytes_per_file == 0 || bytes_per_file % sizeof(uint64_t))
 		return -EINVAL;
@@ -48,8 +51,11 @@ int guest_ram_init(struct guest_ram *ram, uint64_t seed, size_t n_files, size_t 
 	ram->seed = seed;
 	ram->n_files = n_files;
 	ram->bytes_per_file = bytes_per_file;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* writer_nap's deadline */
 	pthread_mutex_init(&ram->lock, NULL);
-	pthread_cond_init(&ram->cond, NULL);
+	pthread_cond_init(&ram->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	return 0;
 }
 
@@ -156,6 +162,25 @@ static bool writer_park(struct guest_ram *ram)
 	return go_on;
 }
 
+/* Sleep nap_us, or less if main wants us paused: a nap must not slow a freeze. */
+static void writer_nap(struct guest_ram *ram)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ram->nap_us / 1000000;
+	until.tv_nsec += (long)(ram->nap_us % 1000000) * 1000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&ram->lock);
+	while (!atomic_load(&ram->pause) &&
+	       pthread_cond_timedwait(&ram->cond, &ram->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&ram->lock);
+}
+
 static void *writer(void *userdata)
 {
 	struct guest_ram *ram = userdata;
@@ -169,7 +194,7 @@ static void *writer(void *userdata)
 			n += write_chunk(ram, f);
 		atomic_fetch_add_explicit(&ram->words_written, n, memory_order_relaxed);
 		if (ram->nap_us)
-			usleep(ram->nap_us);
+			writer_nap(ram);
 	}
 }
 
@@ -194,6 +219,7 @@ void guest_ram_pause(struct guest_ram *ram)
 		return;
 	pthread_mutex_lock(&ram->lock);
 	atomic_store(&ram->pause, true);
+	pthread_cond_broadcast(&ram->cond); /* a napping writer wakes to park */
 	while (!ram->parked)
 		pthread_cond_wait(&ram->cond, &ram->lock);
 	pthread_mutex_unlock(&ram->lock);
