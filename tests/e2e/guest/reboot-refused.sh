@@ -36,7 +36,8 @@ stage1() {
 	e2e "commit"
 	out=$(liveupdatectl --json commit 2>&1)
 	rc=$?
-	e2e "commit refused rc=$rc $out"
+	# the commit's answer, then the outcome event: that one says why
+	e2e "commit refused rc=$rc $(echo "$out" | grep '"event":"outcome"')"
 	check commit-refused [ $rc = 1 ]
 	# the injected failure was used up inside reboot(): the kernel said no
 	check fault-fired [ "$(cat $FAIL/times)" = 0 ]
