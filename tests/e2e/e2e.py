@@ -326,6 +326,8 @@ def check_systemd_restart(run):
            f"the daemon was not started again: pid {daemons[1].get('pid')}")
     restarts = [d.get("nrestarts") for d in daemons]
     expect(restarts == ["0", "1"], f"systemd's restart count went {restarts}, not 0 then 1")
+    expect(daemons[1].get("fdstore") == str(fdstore),
+           f"the fd store held {fdstore} fds at the kill, {daemons[1].get('fdstore')} after")
     after = stage_json(run, 1, "status-after")
     expect(after.get("state") == "prepared" and after.get("update_id") == update_id,
            f"after the restart the daemon is {after.get('state')}, update {after.get('update_id')}"
@@ -352,8 +354,11 @@ def check_systemd_restart(run):
         writing = run.vmm_events(vm, "writing")
         expect(writing and writing[0].get("words", 0) > 0, f"{vm}: not writing after resume")
     expect("E2E vmms writing" in run.stage_lines(2), "the VMMs did not write on after the update")
-    restarts = [d.get("nrestarts") for d in stage_fields(run, 2, "daemon")]
+    daemons = stage_fields(run, 2, "daemon")
+    restarts = [d.get("nrestarts") for d in daemons]
     expect(restarts == ["0", "0"], f"the new kernel's daemon restarted: {restarts}")
+    expect(daemons[-1].get("fdstore") == "0",
+           f"{daemons[-1].get('fdstore')} fds left in the fd store after every session finished")
 
     kill_t = next(t for t, w in run.e2e if w.startswith("kill daemon "))
     pickup_t = next(t for t, w in run.e2e if w.startswith("status-after "))

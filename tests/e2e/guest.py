@@ -131,6 +131,7 @@ def qemu_accel(kernel):
 
 
 def qemu_command(kernel, initrd, disk, append, memory_mib=1024, cpus=2):
+    """initrd None: the kernel mounts its root from the disk (root= in append)."""
     return [
         "qemu-system-x86_64",
         "-M", "q35,kernel-irqchip=split",
@@ -144,7 +145,7 @@ def qemu_command(kernel, initrd, disk, append, memory_mib=1024, cpus=2):
         "-drive", f"file={disk},if=none,id=state,format=raw",
         "-device", "virtio-blk-pci,drive=state",
         "-kernel", kernel,
-        "-initrd", initrd,
+    ] + (["-initrd", initrd] if initrd else []) + [
         "-append", append,
     ]
 
