@@ -13,18 +13,21 @@
  * The server holds a copy of every preserved fd, so preserved memfds
  * outlive every client process across a simulated kexec. Single-threaded:
  * one event at a time, so every request sees the effect of the previous.
+ * Its cost per request does not grow with the number of sessions (epoll,
+ * and only sockets whose peer hung up are checked for a close), so tests
+ * with a thousand VMMs (tests/bench) measure the daemon, not the fake.
  *
  * Test fixture only: never installed.
  */
 #include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
@@ -58,6 +61,9 @@
 #define BZ_CMDLINE_SIZE_OFFSET 0x238
 #define BZ_CMDLINE_SIZE_DEFAULT 2047 /* COMMAND_LINE_SIZE - 1 */
 
+/* The state file is written once nothing happened for this long after a change. */
+#define STATE_IDLE_MS 20
+
 struct pfile {
 	uint64_t token;
 	int fd; /* the kernel's reference to the file */
@@ -83,8 +89,17 @@ struct kexec_image {
 	char *cmdline;
 };
 
+/*
+ * What an epoll event is about: the kind in the low bits of the event's
+ * data, above them the session (calloc'd, so 8-aligned) or the fd.
+ */
+enum watch_kind { W_SIGNAL, W_LISTEN, W_PENDING, W_DEVICE, W_SESSION };
+#define WATCH_KIND_MASK 7
+
 struct server {
 	const char *state_path;
+	int epoll_fd;
+	int hup_fd; /* the device and session sockets, ready only once their peer hung up */
 	int listen_fd;
 	int signal_fd;
 	int device_fd;
@@ -121,6 +136,30 @@ static void close_fds(int *fds, int n)
 		fds[i] = safe_close(fds[i]);
 }
 
+static uint64_t watch_key(enum watch_kind kind, int fd, struct session *se)
+{
+	return kind == W_SESSION ? (uint64_t)(uintptr_t)se | kind : (uint64_t)fd << 3 | kind;
+}
+
+/* Watch fd for requests; a device or session socket also for its last close. */
+static int server_watch(struct server *s, enum watch_kind kind, int fd, struct session *se)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = watch_key(kind, fd, se)};
+
+	if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return negative_errno();
+	if (kind != W_DEVICE && kind != W_SESSION)
+		return 0;
+	ev.events = EPOLLRDHUP;
+	if (epoll_ctl(s->hup_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = negative_errno();
+
+		(void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+		return r;
+	}
+	return 0;
+}
+
 static void pfile_release(struct pfile *f)
 {
 	f->fd = safe_close(f->fd);
@@ -151,6 +190,15 @@ static void server_remove_session(struct server *s, size_t i)
 	memmove(s->sessions + i, s->sessions + i + 1, (s->n_sessions - i - 1) * sizeof(void *));
 	s->n_sessions--;
 	s->dirty = true;
+}
+
+static size_t session_index(struct server *s, const struct session *se)
+{
+	size_t i = 0;
+
+	while (i < s->n_sessions && s->sessions[i] != se)
+		i++;
+	return i;
 }
 
 static struct session *session_find(struct server *s, const char *name, bool incoming)
@@ -189,21 +237,43 @@ static bool fd_closed(int fd)
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
 }
 
+/* One socket the hangup set reported: 1 if it was at EOF and is released now. */
+static int reap_one(struct server *s, uint64_t key, const struct session *keep)
+{
+	struct session *se = (struct session *)(uintptr_t)(key & ~(uint64_t)WATCH_KIND_MASK);
+
+	if ((key & WATCH_KIND_MASK) == W_DEVICE) {
+		if (s->device_fd < 0 || !fd_closed(s->device_fd))
+			return 0;
+		s->device_fd = safe_close(s->device_fd);
+		s->dirty = true;
+		return 1;
+	}
+	if (se == keep || se->fd < 0 || !fd_closed(se->fd))
+		return 0;
+	session_release(s, session_index(s, se));
+	return 1;
+}
+
 /*
  * A close(2) in a client returns only after the kernel's release() ran;
  * here the EOF waits in our queue. Take every pending EOF before serving a
  * request, so a request never sees a device or session its sender closed.
+ * Only a socket whose peer hung up can be at EOF: the hangup set names
+ * them (one still holding requests stays until they are served).
  */
 static void server_reap(struct server *s, const struct session *keep)
 {
-	if (s->device_fd >= 0 && fd_closed(s->device_fd)) {
-		s->device_fd = safe_close(s->device_fd);
-		s->dirty = true;
-	}
-	for (size_t i = s->n_sessions; i > 0; i--)
-		if (s->sessions[i - 1] != keep && s->sessions[i - 1]->fd >= 0 &&
-		    fd_closed(s->sessions[i - 1]->fd))
-			session_release(s, i - 1);
+	struct epoll_event ev[64];
+	int n, released;
+
+	do {
+		n = epoll_wait(s->hup_fd, ev, ARRAY_SIZE(ev), 0);
+		released = 0;
+		for (int i = 0; i < n; i++)
+			released += reap_one(s, ev[i].data.u64, keep);
+		/* a full batch may hide more: look again while this one freed some */
+	} while (n == (int)ARRAY_SIZE(ev) && released > 0);
 }
 
 /* ---- state file ---- */
@@ -333,13 +403,13 @@ static int ucmd_respond(struct ucmd *u, uint32_t ksize)
 }
 
 /* A new session socket: our end stays, the caller's end goes back as arg.fd. */
-static int session_socket(struct session *se, struct ucmd *u)
+static int session_socket(struct server *s, struct session *se, struct ucmd *u)
 {
 	int pair[2];
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
 		return negative_errno();
-	if (fcntl(pair[0], F_SETFL, O_NONBLOCK) < 0) {
+	if (fcntl(pair[0], F_SETFL, O_NONBLOCK) < 0 || server_watch(s, W_SESSION, pair[0], se) < 0) {
 		int r = negative_errno();
 
 		close(pair[0]);
@@ -369,7 +439,7 @@ static int luo_create_session(struct server *s, struct ucmd *u)
 	if (!se)
 		return -ENOMEM;
 	memcpy(se->name, name, len);
-	r = session_socket(se, u);
+	r = session_socket(s, se, u);
 	if (r >= 0)
 		r = server_add_session(s, se);
 	if (r < 0) {
@@ -390,7 +460,7 @@ static int luo_retrieve_session(struct server *s, struct ucmd *u)
 		return -ENOENT;
 	if (se->retrieved)
 		return -EINVAL;
-	r = session_socket(se, u);
+	r = session_socket(s, se, u);
 	if (r < 0)
 		return r;
 	se->retrieved = true;
@@ -1016,6 +1086,7 @@ static void serve_hello(struct server *s, size_t i, const struct fake_msg *req, 
 		if (s->stall_reboot) {
 			/* no reply: the caller stays inside reboot() until killed */
 			reboot_unstall(s);
+			(void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, conn, NULL);
 			s->stalled_fd = conn;
 			s->stalled_reboots++;
 			s->stall_reboot = false;
@@ -1036,9 +1107,13 @@ static void serve_hello(struct server *s, size_t i, const struct fake_msg *req, 
 	reply.has_fd = out >= 0;
 	if (fake_send(conn, &reply, &out, out >= 0) >= 0 && req->op == FAKE_OP_DEVICE_OPEN &&
 	    r >= 0) {
-		s->device_fd = conn;
-		s->dirty = true;
-		conn = -1;
+		/* from now on a device: watched as one, and for its last close */
+		(void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, conn, NULL);
+		if (server_watch(s, W_DEVICE, conn, NULL) >= 0) {
+			s->device_fd = conn;
+			s->dirty = true;
+			conn = -1;
+		}
 	}
 	safe_close(out);
 	safe_close(conn);
@@ -1046,12 +1121,14 @@ static void serve_hello(struct server *s, size_t i, const struct fake_msg *req, 
 
 /* ---- the event loop ---- */
 
-enum watch_kind { W_SIGNAL, W_LISTEN, W_PENDING, W_DEVICE, W_SESSION };
+static size_t pending_find(struct server *s, int fd)
+{
+	size_t i = 0;
 
-struct watch {
-	enum watch_kind kind;
-	size_t idx;
-};
+	while (i < s->n_pending && s->pending[i] != fd)
+		i++;
+	return i;
+}
 
 static void on_listen(struct server *s)
 {
@@ -1061,7 +1138,9 @@ static void on_listen(struct server *s)
 	if (fd < 0)
 		return;
 	n = reallocarray(s->pending, s->n_pending + 1, sizeof(int));
-	if (!n) {
+	if (!n || server_watch(s, W_PENDING, fd, NULL) < 0) {
+		if (n)
+			s->pending = n;
 		close(fd);
 		return;
 	}
@@ -1070,87 +1149,64 @@ static void on_listen(struct server *s)
 }
 
 /* Receive into a heap buffer: a kexec command line can be 64 KiB. */
-static void on_message(struct server *s, const struct watch *w)
+static void on_message(struct server *s, enum watch_kind kind, int fd, struct session *se)
 {
 	_cleanup_free_ struct fake_msg *msg = calloc(1, FAKE_MSG_MAX);
-	int fds[FAKE_FDS_MAX], fd, n;
+	int fds[FAKE_FDS_MAX], n;
 
 	if (!msg)
 		return;
-	fd = w->kind == W_PENDING  ? s->pending[w->idx]
-	     : w->kind == W_DEVICE ? s->device_fd
-				   : s->sessions[w->idx]->fd;
 	n = fake_recv(fd, msg, FAKE_MSG_MAX, fds, FAKE_FDS_MAX, MSG_DONTWAIT);
 	if (n == -EAGAIN)
 		return;
 	if (n < 0 || msg->op == 0) {
 		/* EOF: the last copy of the fd was closed. */
-		if (w->kind == W_PENDING) {
+		if (kind == W_PENDING) {
+			pending_remove(s, pending_find(s, fd));
 			safe_close(fd);
-			pending_remove(s, w->idx);
-		} else if (w->kind == W_DEVICE) {
+		} else if (kind == W_DEVICE) {
 			s->device_fd = safe_close(s->device_fd);
 			s->dirty = true;
 		} else {
-			session_release(s, w->idx);
+			session_release(s, session_index(s, se));
 		}
 		return;
 	}
-	if (w->kind == W_PENDING)
-		serve_hello(s, w->idx, msg, fds, n);
+	if (kind == W_PENDING)
+		serve_hello(s, pending_find(s, fd), msg, fds, n);
 	else
-		serve_ioctl(s, w->kind == W_DEVICE ? NULL : s->sessions[w->idx], msg, fds, n);
+		serve_ioctl(s, kind == W_DEVICE ? NULL : se, msg, fds, n);
 }
 
-static size_t build_watches(struct server *s, struct pollfd *p, struct watch *w)
-{
-	size_t n = 0;
-
-	p[n] = (struct pollfd){.fd = s->signal_fd, .events = POLLIN};
-	w[n++] = (struct watch){W_SIGNAL, 0};
-	p[n] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
-	w[n++] = (struct watch){W_LISTEN, 0};
-	for (size_t i = 0; i < s->n_pending; i++) {
-		p[n] = (struct pollfd){.fd = s->pending[i], .events = POLLIN};
-		w[n++] = (struct watch){W_PENDING, i};
-	}
-	if (s->device_fd >= 0) {
-		p[n] = (struct pollfd){.fd = s->device_fd, .events = POLLIN};
-		w[n++] = (struct watch){W_DEVICE, 0};
-	}
-	for (size_t i = 0; i < s->n_sessions; i++) {
-		if (s->sessions[i]->fd < 0)
-			continue;
-		p[n] = (struct pollfd){.fd = s->sessions[i]->fd, .events = POLLIN};
-		w[n++] = (struct watch){W_SESSION, i};
-	}
-	return n;
-}
-
-/* One event per turn: serving it may free what later watches point at. */
+/*
+ * One event per turn: serving it may free what other events point at.
+ * The state file is written once the server has been idle for
+ * STATE_IDLE_MS: rewriting every session and file after every change
+ * would make each request cost as much as the whole state.
+ */
 static int server_turn(struct server *s, bool *quit)
 {
-	size_t max = 3 + s->n_pending + s->n_sessions, n;
-	_cleanup_free_ struct pollfd *p = calloc(max, sizeof(*p));
-	_cleanup_free_ struct watch *w = calloc(max, sizeof(*w));
+	struct epoll_event ev;
+	enum watch_kind kind;
+	struct session *se;
+	int n;
 
-	if (!p || !w)
-		return -ENOMEM;
-	n = build_watches(s, p, w);
-	if (poll(p, n, -1) < 0)
+	n = epoll_wait(s->epoll_fd, &ev, 1, s->dirty ? STATE_IDLE_MS : -1);
+	if (n < 0)
 		return errno == EINTR ? 0 : negative_errno();
-	for (size_t i = 0; i < n; i++) {
-		if (!p[i].revents)
-			continue;
-		if (w[i].kind == W_SIGNAL)
-			*quit = true;
-		else if (w[i].kind == W_LISTEN)
-			on_listen(s);
-		else
-			on_message(s, &w[i]);
-		break;
-	}
-	return s->dirty ? server_save_state(s) : 0;
+	if (n == 0)
+		return server_save_state(s);
+	kind = (enum watch_kind)(ev.data.u64 & WATCH_KIND_MASK);
+	se = (struct session *)(uintptr_t)(ev.data.u64 & ~(uint64_t)WATCH_KIND_MASK);
+	if (kind == W_SIGNAL)
+		*quit = true;
+	else if (kind == W_LISTEN)
+		on_listen(s);
+	else if (kind == W_SESSION)
+		on_message(s, kind, se->fd, se);
+	else
+		on_message(s, kind, (int)(ev.data.u64 >> 3), NULL);
+	return 0;
 }
 
 static void server_done(struct server *s, const char *socket_path)
@@ -1165,6 +1221,8 @@ static void server_done(struct server *s, const char *socket_path)
 	safe_close(s->device_fd);
 	safe_close(s->listen_fd);
 	safe_close(s->signal_fd);
+	safe_close(s->hup_fd);
+	safe_close(s->epoll_fd);
 	if (socket_path)
 		(void)unlink(socket_path);
 }
@@ -1205,6 +1263,8 @@ static int server_main(const char *socket_path, const char *state_path, int fail
 {
 	struct server s = {
 	    .state_path = state_path,
+	    .epoll_fd = epoll_create1(EPOLL_CLOEXEC),
+	    .hup_fd = epoll_create1(EPOLL_CLOEXEC),
 	    .listen_fd = -1,
 	    .device_fd = -1,
 	    .stalled_fd = -1,
@@ -1220,12 +1280,18 @@ static int server_main(const char *socket_path, const char *state_path, int fail
 		return 1;
 	}
 	s.listen_fd = listen_unix(socket_path);
-	r = s.listen_fd;
+	r = s.epoll_fd < 0 || s.hup_fd < 0 ? -EMFILE : s.listen_fd;
+	if (r >= 0)
+		r = server_watch(&s, W_SIGNAL, s.signal_fd, NULL);
+	if (r >= 0)
+		r = server_watch(&s, W_LISTEN, s.listen_fd, NULL);
 	/* The state file appears once we listen: that is "ready". */
 	if (r >= 0)
 		r = server_save_state(&s);
 	while (r >= 0 && !quit)
 		r = server_turn(&s, &quit);
+	if (r >= 0 && s.dirty)
+		r = server_save_state(&s);
 	if (r < 0)
 		fprintf(stderr, "fake-kernel: %s\n", strerror(-r));
 	server_done(&s, s.listen_fd >= 0 ? socket_path : NULL);
