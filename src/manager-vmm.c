@@ -12,6 +12,14 @@
  * a malformed one, or one that makes no sense in the VMM's state, ends the
  * connection, which is exactly what a VMM crash does too, so both take the
  * same, tested path: manager_vmm_lost().
+ *
+ * Connections are watched edge-triggered. Before each dispatch sd-event
+ * asks epoll again for every ready source; level-triggered, a thousand
+ * VMMs answering FREEZE at once would have each of those thousand
+ * dispatches walk the thousand sockets again, quadratic inside the
+ * blackout. A dispatch reads its socket until it is empty, or re-arms the
+ * edge after VMM_PACKETS_PER_DISPATCH packets so that the others get
+ * their turn first.
  */
 
 #include <errno.h>
@@ -26,6 +34,8 @@
 #include "socket-util.h"
 #include "string-util.h"
 #include "vmm-message.h"
+
+#define VMM_PACKETS_PER_DISPATCH 8
 
 static Vmm *vmm_new(Manager *m)
 {
@@ -72,9 +82,11 @@ void vmm_remove(Vmm *v)
 		m->n_in_state[v->state]--;
 	vmm_disconnect(v);
 	vmm_drop_session(v);
-	for (size_t i = 0; i < m->n_vmms; i++)
-		if (m->vmms[i] == v) {
-			m->vmms[i] = m->vmms[--m->n_vmms];
+	/* from the end: the one removed is most often the newest (a connection
+	 * that claimed its record) or, at exit, the last */
+	for (size_t i = m->n_vmms; i > 0; i--)
+		if (m->vmms[i - 1] == v) {
+			m->vmms[i - 1] = m->vmms[--m->n_vmms];
 			break;
 		}
 	free(v);
@@ -406,9 +418,11 @@ static void vmm_lost(Vmm *v, int error)
 	manager_vmm_lost(v->manager, v);
 }
 
-static int on_vmm_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+/* One packet read and acted on: 1 if the socket may hold more, 0 if it is empty or gone. */
+static int vmm_read_packet(sd_event_source *s, int fd)
 {
-	Vmm *v = userdata;
+	/* the connection moves to another record when a VMM claims its restore */
+	Vmm *v = sd_event_source_get_userdata(s);
 	_Alignas(8) uint8_t buf[LU_VMM_MSG_MAX];
 	int fds[1] = { -1 };
 	size_t n_fds = ARRAY_SIZE(fds);
@@ -416,7 +430,9 @@ static int on_vmm_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	int type, r;
 
 	n = socket_recv_fds(fd, buf, sizeof(buf), fds, &n_fds);
-	if (n == -EAGAIN || n == -EINTR)
+	if (n == -EINTR)
+		return 1;
+	if (n == -EAGAIN)
 		return 0;
 	if (n <= 0) {
 		vmm_lost(v, n < 0 ? (int)n : -ECONNRESET);
@@ -435,11 +451,19 @@ static int on_vmm_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	r = dispatch(v, buf, type, n_fds ? fds[0] : -1);
 	close_many(fds, n_fds);
 	if (r < 0 && r != -ENOMEM) {
-		/* v may have been replaced (restore claim); look it up by fd owner */
-		Vmm *cur = sd_event_source_get_userdata(s);
-
-		vmm_lost(cur, r);
+		vmm_lost(sd_event_source_get_userdata(s), r);
+		return 0;
 	}
+	return 1;
+}
+
+static int on_vmm_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	for (unsigned i = 0; i < VMM_PACKETS_PER_DISPATCH; i++)
+		if (vmm_read_packet(s, fd) == 0)
+			return 0;
+	/* more may wait: a fresh edge brings this connection back after the others */
+	(void)sd_event_source_set_io_events(s, EPOLLIN | EPOLLET);
 	return 0;
 }
 
@@ -477,7 +501,7 @@ int manager_vmm_accept(Manager *m, int listen_fd)
 		return log_oom();
 	r = socket_peer_cred(fd, &v->cred);
 	if (r >= 0)
-		r = sd_event_add_io(m->event, &v->io, fd, EPOLLIN, on_vmm_io, v);
+		r = sd_event_add_io(m->event, &v->io, fd, EPOLLIN | EPOLLET, on_vmm_io, v);
 	if (r < 0) {
 		vmm_remove(v);
 		return log_warning_errno(r, "Cannot watch a VMM connection: %m");
