@@ -141,6 +141,10 @@ static int manager_listen(Manager *m)
 	if (r < 0)
 		return log_error_errno(r, "Failed to watch the VMM socket: %m");
 	(void)sd_event_source_set_description(m->vmm_listen_source, "vmm-listen");
+	/* Connections first: after the kexec every queued VMM is accepted, and so
+	 * gets its RESTORE, before the sessions of those already resumed are
+	 * finished, which only frees memory. */
+	(void)sd_event_source_set_priority(m->vmm_listen_source, SD_EVENT_PRIORITY_IMPORTANT);
 	r = sd_event_add_io(m->event, &m->control_listen_source, m->control_listen_fd, EPOLLIN,
 			    on_control_listen, m);
 	if (r < 0)
