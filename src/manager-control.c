@@ -182,16 +182,30 @@ static void client_refuse(ControlClient *c, ControlError code, int error, const 
 	(void)client_error(c, NULL, code, error, message);
 }
 
+static bool client_wants_events(Manager *m, ControlClient *c)
+{
+	return !c->dead && (c->subscribed || (c == m->waiter && m->waiter_progress));
+}
+
 void manager_emit(Manager *m, json_object *event)
 {
 	ControlClient *c, *next;
 
 	for (c = m->clients; c; c = next) {
 		next = c->next;
-		if (!c->dead && (c->subscribed || (c == m->waiter && m->waiter_progress)))
+		if (client_wants_events(m, c))
 			(void)client_send(c, json_object_get(event));
 	}
 	json_object_put(event);
+}
+
+/* Nobody to tell: no event is built. A thousand VMMs change state inside the blackout. */
+static bool manager_has_listeners(Manager *m)
+{
+	for (ControlClient *c = m->clients; c; c = c->next)
+		if (client_wants_events(m, c))
+			return true;
+	return false;
 }
 
 void manager_emit_state(Manager *m)
@@ -208,7 +222,7 @@ void manager_emit_vmm(Manager *m, Vmm *v)
 {
 	json_object *e;
 
-	if (!m->clients)
+	if (!manager_has_listeners(m))
 		return;
 	e = control_event_new("vmm");
 	json_object_object_add(e, "vm_id", json_object_new_string(v->vm_id));

@@ -440,6 +440,7 @@ static int preserve_manifest(Manager *m)
 
 		if (!vmm_in_update(v))
 			continue;
+		v->manifest_slot = man->n_vms;
 		r = manifest_add_vm(man, v->vm_id, v->session_name, v->cred.uid, v->tokens, v->n_tokens);
 		if (r < 0)
 			return r;
@@ -539,10 +540,14 @@ static void write_commit_record(Manager *m)
 	frozen = calloc(man->n_vms ?: 1, sizeof(usec_t));
 	if (!buf || !frozen)
 		return (void)log_oom();
-	for (size_t i = 0; i < man->n_vms; i++) {
-		Vmm *v = manager_find_vmm(m, man->vms[i].vm_id);
+	/* each VMM by the slot commit gave it: a lookup by id per VM would be
+	 * quadratic, and this runs inside the blackout */
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
 
-		frozen[i] = v ? v->frozen_us : 0;
+		if (v->vm_id[0] && v->manifest_slot < man->n_vms &&
+		    strcmp(man->vms[v->manifest_slot].vm_id, v->vm_id) == 0)
+			frozen[v->manifest_slot] = v->frozen_us;
 	}
 	snprintf(rec.update_id, sizeof(rec.update_id), "%s", u->id);
 	rec.vm_frozen_us = frozen;

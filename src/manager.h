@@ -79,6 +79,7 @@ struct Vmm {
 	size_t n_tokens;
 	bool session_handed_out; /* the VMM holds a copy of the session fd */
 	bool absent;  /* recreated by a restarted daemon, its VMM not back yet */
+	size_t manifest_slot; /* its entry in the manifest, from commit on */
 
 	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;
 };
