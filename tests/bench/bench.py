@@ -187,8 +187,10 @@ class Run:
     def start_fake_kernel(self) -> None:
         state = os.path.join(self.dir, "fake-kernel.json")
         env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        # its state file only at start: a write of every file's state would
+        # land in the windows measured (and dirty pages the sync() flushes)
         p = self.spawn([self.bins["FAKE_KERNEL"], "--socket", self.fk_socket,
-                        "--state-file", state], env)
+                        "--state-file", state, "--state-idle-ms", "0"], env)
         end = time.monotonic() + TIMEOUT
         while not os.path.exists(state):
             if p.poll() is not None or time.monotonic() > end:

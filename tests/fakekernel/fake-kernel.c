@@ -8,6 +8,7 @@
  * README.md for what differs.
  *
  *   fake-kernel --socket PATH --state-file PATH [--fail-freeze ERRNO]
+ *               [--state-idle-ms MS]
  *   fake-kernel --control PATH COMMAND [ARG]
  *
  * The server holds a copy of every preserved fd, so preserved memfds
@@ -62,7 +63,7 @@
 #define BZ_CMDLINE_SIZE_DEFAULT 2047 /* COMMAND_LINE_SIZE - 1 */
 
 /* The state file is written once nothing happened for this long after a change. */
-#define STATE_IDLE_MS 20
+#define STATE_IDLE_MS_DEFAULT 20
 
 struct pfile {
 	uint64_t token;
@@ -98,6 +99,7 @@ enum watch_kind { W_SIGNAL, W_LISTEN, W_PENDING, W_DEVICE, W_SESSION };
 
 struct server {
 	const char *state_path;
+	int state_idle_ms; /* 0: the state file only at start and exit */
 	int epoll_fd;
 	int hup_fd; /* the device and session sockets, ready only once their peer hung up */
 	int listen_fd;
@@ -1181,8 +1183,9 @@ static void on_message(struct server *s, enum watch_kind kind, int fd, struct se
 /*
  * One event per turn: serving it may free what other events point at.
  * The state file is written once the server has been idle for
- * STATE_IDLE_MS: rewriting every session and file after every change
- * would make each request cost as much as the whole state.
+ * state_idle_ms: rewriting every session and file after every change
+ * would make each request cost as much as the whole state. A benchmark
+ * turns that off, lest the write land in the time it measures.
  */
 static int server_turn(struct server *s, bool *quit)
 {
@@ -1191,7 +1194,8 @@ static int server_turn(struct server *s, bool *quit)
 	struct session *se;
 	int n;
 
-	n = epoll_wait(s->epoll_fd, &ev, 1, s->dirty ? STATE_IDLE_MS : -1);
+	n = epoll_wait(s->epoll_fd, &ev, 1,
+		       s->dirty && s->state_idle_ms > 0 ? s->state_idle_ms : -1);
 	if (n < 0)
 		return errno == EINTR ? 0 : negative_errno();
 	if (n == 0)
@@ -1259,10 +1263,12 @@ static int signals_block(void)
 	return r < 0 ? negative_errno() : r;
 }
 
-static int server_main(const char *socket_path, const char *state_path, int fail_freeze)
+static int server_main(const char *socket_path, const char *state_path, int fail_freeze,
+		       int state_idle_ms)
 {
 	struct server s = {
 	    .state_path = state_path,
+	    .state_idle_ms = state_idle_ms,
 	    .epoll_fd = epoll_create1(EPOLL_CLOEXEC),
 	    .hup_fd = epoll_create1(EPOLL_CLOEXEC),
 	    .listen_fd = -1,
@@ -1346,6 +1352,7 @@ static int control_main(const char *path, int argc, char **argv)
 static void usage(void)
 {
 	fprintf(stderr, "usage: fake-kernel --socket PATH --state-file PATH [--fail-freeze ERRNO]\n"
+			"                   [--state-idle-ms MS]\n"
 			"       fake-kernel --control PATH state|fail-freeze ERRNO|"
 			"clear-fail-freeze|fail-open ERRNO\n");
 }
@@ -1356,12 +1363,13 @@ int main(int argc, char **argv)
 	    {"socket", required_argument, NULL, 's'},
 	    {"state-file", required_argument, NULL, 'f'},
 	    {"fail-freeze", required_argument, NULL, 'F'},
+	    {"state-idle-ms", required_argument, NULL, 'i'},
 	    {"control", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {},
 	};
 	const char *socket_path = NULL, *state_path = NULL, *control_path = NULL;
-	int c, fail_freeze = 0, r;
+	int c, fail_freeze = 0, state_idle_ms = STATE_IDLE_MS_DEFAULT, r;
 
 	/* The shim may be preloaded here too; it must never act for us. */
 	unsetenv(FAKE_WIRE_ENV);
@@ -1375,6 +1383,11 @@ int main(int argc, char **argv)
 			break;
 		case 'F':
 			if (errno_arg(optarg, &fail_freeze) < 0)
+				return usage(), 2;
+			break;
+		case 'i':
+			/* the same 0..4095 as an errno: milliseconds enough */
+			if (errno_arg(optarg, &state_idle_ms) < 0)
 				return usage(), 2;
 			break;
 		case 'c':
@@ -1392,5 +1405,5 @@ int main(int argc, char **argv)
 	}
 	if (!socket_path || !state_path || optind != argc)
 		return usage(), 2;
-	return server_main(socket_path, state_path, fail_freeze);
+	return server_main(socket_path, state_path, fail_freeze, state_idle_ms);
 }
