@@ -15,7 +15,6 @@
  * all VMMs are registered and all are resumed.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 
 #include <liveupdate/vmm.h>
 
+#include "bench-args.h"
 #include "bench-clock.h"
 #include "bench-milestone.h"
 #include "bench-ram.h"
@@ -183,55 +183,20 @@ static int run(struct bench_vmm *b)
 		pause();
 }
 
-static int parse_args(int argc, char **argv, struct bench_vmm *b)
-{
-	static const struct option options[] = {
-		{ "vm-id", required_argument, NULL, 'i' },
-		{ "fds", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "out", required_argument, NULL, 'o' },
-		{}
-	};
-	unsigned long v;
-	char *end;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
-		if (c == '?')
-			return -EINVAL;
-		if (c == 'i') {
-			b->rec.vm_id = optarg;
-			continue;
-		}
-		if (c == 'o') {
-			b->out = optarg;
-			continue;
-		}
-		errno = 0;
-		v = strtoul(optarg, &end, 10);
-		if (errno || *end || v == 0)
-			return -EINVAL;
-		if (c == 'f')
-			b->n_fds = (unsigned)MIN(v, (unsigned long)LU_VMM_FDS_MAX);
-		else
-			b->size = v;
-	}
-	return b->rec.vm_id && b->out && optind == argc ? 0 : -EINVAL;
-}
-
 int main(int argc, char **argv)
 {
 	struct bench_vmm b = {
-		.size = 16384,
-		.n_fds = 1,
 		.rec = { .boot = "old" },
 	};
+	struct bench_args a;
 	int r;
 
-	if (parse_args(argc, argv, &b) < 0) {
-		fprintf(stderr, "usage: bench-vmm --vm-id ID [--fds N] [--size BYTES] --out FILE\n");
+	if (bench_args_parse(argc, argv, &a) < 0)
 		return 2;
-	}
+	b.rec.vm_id = a.vm_id;
+	b.out = a.out;
+	b.n_fds = a.n_fds;
+	b.size = a.size;
 	b.rec.fds = (int)b.n_fds;
 	r = run(&b);
 	if (r < 0) {

@@ -6,7 +6,6 @@
  * queue, no poll before a read, no checks. Same options, same stamps.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include <liveupdate/vmm-protocol.h>
 
+#include "bench-args.h"
 #include "bench-clock.h"
 #include "bench-milestone.h"
 #include "bench-ram.h"
@@ -183,56 +183,21 @@ static int run(struct floor_vmm *f)
 		pause();
 }
 
-static int parse_args(int argc, char **argv, struct floor_vmm *f)
-{
-	static const struct option options[] = {
-		{ "vm-id", required_argument, NULL, 'i' },
-		{ "fds", required_argument, NULL, 'f' },
-		{ "size", required_argument, NULL, 's' },
-		{ "out", required_argument, NULL, 'o' },
-		{}
-	};
-	unsigned long v;
-	char *end;
-	int c;
-
-	while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
-		if (c == '?')
-			return -EINVAL;
-		if (c == 'i') {
-			f->rec.vm_id = optarg;
-			continue;
-		}
-		if (c == 'o') {
-			f->out = optarg;
-			continue;
-		}
-		errno = 0;
-		v = strtoul(optarg, &end, 10);
-		if (errno || *end || v == 0)
-			return -EINVAL;
-		if (c == 'f')
-			f->n_fds = (unsigned)MIN(v, (unsigned long)LU_VMM_FDS_MAX);
-		else
-			f->size = v;
-	}
-	return f->rec.vm_id && f->out && optind == argc ? 0 : -EINVAL;
-}
-
 int main(int argc, char **argv)
 {
 	struct floor_vmm f = {
-		.size = 16384,
-		.n_fds = 1,
 		.sock = -1,
 		.rec = { .boot = "old" },
 	};
+	struct bench_args a;
 	int r;
 
-	if (parse_args(argc, argv, &f) < 0) {
-		fprintf(stderr, "usage: floor-vmm --vm-id ID [--fds N] [--size BYTES] --out FILE\n");
+	if (bench_args_parse(argc, argv, &a) < 0)
 		return 2;
-	}
+	f.rec.vm_id = a.vm_id;
+	f.out = a.out;
+	f.n_fds = a.n_fds;
+	f.size = a.size;
 	f.rec.fds = (int)f.n_fds;
 	r = run(&f);
 	if (r < 0) {
