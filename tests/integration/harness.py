@@ -75,6 +75,11 @@ HAVE_TSC = platform.machine() in ("x86_64", "AMD64")
 #: The refvmm's exit codes (tests/refvmm/refvmm.c).
 VMM_EXIT_OK, VMM_EXIT_ERROR, VMM_EXIT_USAGE, VMM_EXIT_CORRUPT, VMM_EXIT_HANGUP = 0, 1, 2, 3, 4
 
+#: The reference VMMs' writers nap 1 ms per turn (32 KiB a file): they still
+#: write all the time, but a dozen sanitized VMMs no longer take both cores
+#: from the daemon under test and turn its deadlines into a lottery.
+VMM_NAP_US = 1000
+
 #: liveupdatectl's exit codes (cli/liveupdatectl.c).
 CTL_OK, CTL_FAILED, CTL_USAGE, CTL_UNREACHABLE, CTL_PERMISSION = 0, 1, 2, 3, 4
 
@@ -715,10 +720,12 @@ class World:
     def start_vmm(self, vm_id: str, mem_mib: int | None = 16, ram_fds: int | None = None,
                   mode: str | None = None, fault: str | None = None, seed: int | None = None,
                   extra: Iterable[str] = (), wait: bool = True,
-                  timeout: float | None = None) -> Vmm:
+                  timeout: float | None = None, nap_us: int | None = VMM_NAP_US) -> Vmm:
         """Start a reference VMM. With wait, until it printed 'registered'
         (and 'running' or, after a reboot, nothing more): the daemon has it."""
         args = ["--vm-id", vm_id, "--socket", self.vmm_socket]
+        if nap_us is not None:
+            args += ["--write-nap-us", str(nap_us)]
         if mem_mib is not None:
             args += ["--mem-mib", str(mem_mib)]
         if ram_fds is not None:
