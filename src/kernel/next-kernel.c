@@ -31,7 +31,7 @@ static const char *const required_options[] = {
 
 int next_kernel_release(int kernel_fd, char ret[static NEXT_KERNEL_RELEASE_MAX])
 {
-	char magic[4], version[NEXT_KERNEL_RELEASE_MAX];
+	char magic[4], version[NEXT_KERNEL_RELEASE_MAX + 1];
 	uint8_t ptr[2];
 	uint16_t off;
 	ssize_t n;
@@ -50,12 +50,13 @@ int next_kernel_release(int kernel_fd, char ret[static NEXT_KERNEL_RELEASE_MAX])
 	if (n != sizeof(ptr) || off == 0)
 		return -ENODATA;
 
-	n = pread(kernel_fd, version, sizeof(version), BZIMAGE_SETUP_BASE + (off_t)off);
+	n = pread(kernel_fd, version, sizeof(version) - 1, BZIMAGE_SETUP_BASE + (off_t)off);
 	if (n < 0)
 		return negative_errno();
-	/* the release is the first word; it must end within what was read */
+	version[n] = '\0';
+	/* the release is the first word, and must end (space or NUL) within what was read */
 	len = strcspn(version, " ");
-	if (len == 0 || len >= (size_t)n || memchr(version, '\0', len))
+	if (len == 0 || len >= (size_t)n)
 		return -ENODATA;
 	for (size_t i = 0; i < len; i++)
 		if (version[i] < 0x21 || version[i] > 0x7e || version[i] == '/')
@@ -96,6 +97,7 @@ int next_kernel_check_config(const char *config_path, char *missing, size_t size
 {
 	_cleanup_(fclosep) FILE *f = fopen(config_path, "re");
 	bool have[ARRAY_SIZE(required_options)] = {};
+	bool line_start = true;
 	char line[512];
 	int n_missing = 0;
 	size_t used = 0;
@@ -103,6 +105,12 @@ int next_kernel_check_config(const char *config_path, char *missing, size_t size
 	if (!f)
 		return negative_errno();
 	while (fgets(line, sizeof(line), f)) {
+		/* the rest of a long line (a string value) is not an option */
+		bool at_start = line_start;
+
+		line_start = strchr(line, '\n') != NULL;
+		if (!at_start)
+			continue;
 		for (size_t i = 0; i < ARRAY_SIZE(required_options); i++) {
 			size_t len = strlen(required_options[i]);
 
