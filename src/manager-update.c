@@ -226,7 +226,10 @@ static int open_image(const char *path, const char *what, ControlError *ret_code
 	return fd;
 }
 
-/* Refuse a next kernel that would boot without finding the guests' memory. */
+/*
+ * Refuse what is no bzImage, and a next kernel that would boot without
+ * finding the guests' memory.
+ */
 static int check_next_kernel(int kfd, const char *image, ControlError *ret_code, char **ret_message)
 {
 	_cleanup_free_ char *config = NULL;
@@ -240,7 +243,7 @@ static int check_next_kernel(int kfd, const char *image, ControlError *ret_code,
 				 "it can receive a live update", image);
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
-				 "Cannot read the kernel release of %s: %m", image);
+				 "%s is not a bootable kernel image: %m", image);
 
 	r = next_kernel_find_config(image, release, &config);
 	if (r == -ENOENT)
@@ -275,10 +278,6 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 	kfd = open_image(p->kernel, "kernel image", ret_code, ret_message);
 	if (kfd < 0)
 		return kfd;
-	r = kexec_image_check(kfd);
-	if (r < 0)
-		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
-				 "%s is not a bootable kernel image: %m", p->kernel);
 	r = check_next_kernel(kfd, p->kernel, ret_code, ret_message);
 	if (r < 0)
 		return r;

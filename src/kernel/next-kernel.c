@@ -8,15 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kexec.h"
 #include "macro.h"
 #include "next-kernel.h"
 
 /*
- * The x86 boot protocol (Documentation/arch/x86/boot.rst): "HdrS" at 0x202,
- * the protocol version at 0x206, and since 2.00 at 0x20e the offset, less
- * 0x200, of a NUL-terminated version string: "RELEASE (builder) #N ...".
+ * The x86 boot protocol (Documentation/arch/x86/boot.rst): in a bzImage
+ * (kexec_image_check()), since 2.00 at 0x20e the offset, less 0x200, of a
+ * NUL-terminated version string: "RELEASE (builder) #N ...".
  */
-#define BZIMAGE_MAGIC_OFFSET 0x202
 #define BZIMAGE_VERSION_PTR_OFFSET 0x20e
 #define BZIMAGE_SETUP_BASE 0x200
 
@@ -31,17 +31,16 @@ static const char *const required_options[] = {
 
 int next_kernel_release(int kernel_fd, char ret[static NEXT_KERNEL_RELEASE_MAX])
 {
-	char magic[4], version[NEXT_KERNEL_RELEASE_MAX + 1];
+	char version[NEXT_KERNEL_RELEASE_MAX + 1];
 	uint8_t ptr[2];
 	uint16_t off;
 	ssize_t n;
 	size_t len;
+	int r;
 
-	n = pread(kernel_fd, magic, sizeof(magic), BZIMAGE_MAGIC_OFFSET);
-	if (n < 0)
-		return negative_errno();
-	if (n != sizeof(magic) || memcmp(magic, "HdrS", sizeof(magic)) != 0)
-		return -ENOEXEC;
+	r = kexec_image_check(kernel_fd);
+	if (r < 0)
+		return r;
 
 	n = pread(kernel_fd, ptr, sizeof(ptr), BZIMAGE_VERSION_PTR_OFFSET);
 	if (n < 0)

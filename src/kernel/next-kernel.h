@@ -17,7 +17,8 @@
 
 /*
  * The release ("7.3.0-rc7") the x86 boot header of kernel_fd names.
- * -ENOEXEC: not a bzImage; -ENODATA: the header names no version.
+ * kexec_image_check()'s error when it is no bzImage (-ENOEXEC, -EISDIR,
+ * ...); -ENODATA when the header names no version.
  */
 int next_kernel_release(int kernel_fd, char ret[static NEXT_KERNEL_RELEASE_MAX]);
 
