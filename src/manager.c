@@ -79,10 +79,30 @@ static int on_control_listen(sd_event_source *s, int fd, uint32_t revents, void 
  * bound here. Session fds that systemd kept for us across a daemon restart
  * come the same way; they are held so a restart cancels nothing.
  */
+/*
+ * Listen on RUNTIME_DIR/name ourselves (no socket activation), 0660 and of
+ * the --group: the group decides who may connect; SO_PEERCRED decides again
+ * per request. (Socket units set SocketGroup= instead.)
+ */
+static int listen_in_runtime_dir(Manager *m, const char *name, int type, int *ret_fd)
+{
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", m->config.runtime_dir, name);
+	r = socket_listen_unix(path, type, 0660, SOMAXCONN);
+	if (r >= 0)
+		*ret_fd = r;
+	if (r >= 0 && m->config.group != (gid_t)-1 && chown(path, (uid_t)-1, m->config.group) < 0)
+		r = negative_errno();
+	if (r < 0)
+		return log_error_errno(r, "Failed to listen on %s: %m", path);
+	return 0;
+}
+
 static int manager_listen(Manager *m)
 {
 	char **names = NULL;
-	char path[4096];
 	int n, r;
 
 	n = sd_listen_fds_with_names(true, &names);
@@ -114,27 +134,15 @@ static int manager_listen(Manager *m)
 	if (mkdir(m->config.runtime_dir, 0755) < 0 && errno != EEXIST)
 		return log_error_errno(errno, "Failed to create %s: %m", m->config.runtime_dir);
 
-	/* 0660 and the --group: the group decides who may connect; SO_PEERCRED
-	 * decides again per request. (Socket units set SocketGroup= instead.) */
 	if (m->vmm_listen_fd < 0) {
-		snprintf(path, sizeof(path), "%s/%s", m->config.runtime_dir, LU_VMM_SOCKET_NAME);
-		r = socket_listen_unix(path, SOCK_SEQPACKET, 0660, SOMAXCONN);
-		if (r >= 0)
-			m->vmm_listen_fd = r;
-		if (r >= 0 && m->config.group != (gid_t)-1 && chown(path, (uid_t)-1, m->config.group) < 0)
-			r = negative_errno();
+		r = listen_in_runtime_dir(m, LU_VMM_SOCKET_NAME, SOCK_SEQPACKET, &m->vmm_listen_fd);
 		if (r < 0)
-			return log_error_errno(r, "Failed to listen on %s: %m", path);
+			return r;
 	}
 	if (m->control_listen_fd < 0) {
-		snprintf(path, sizeof(path), "%s/%s", m->config.runtime_dir, CONTROL_SOCKET_NAME);
-		r = socket_listen_unix(path, SOCK_STREAM, 0660, SOMAXCONN);
-		if (r >= 0)
-			m->control_listen_fd = r;
-		if (r >= 0 && m->config.group != (gid_t)-1 && chown(path, (uid_t)-1, m->config.group) < 0)
-			r = negative_errno();
+		r = listen_in_runtime_dir(m, CONTROL_SOCKET_NAME, SOCK_STREAM, &m->control_listen_fd);
 		if (r < 0)
-			return log_error_errno(r, "Failed to listen on %s: %m", path);
+			return r;
 	}
 
 	r = sd_event_add_io(m->event, &m->vmm_listen_source, m->vmm_listen_fd, EPOLLIN, on_vmm_listen, m);
