@@ -11,18 +11,11 @@ sys.path.insert(0, here)
 import e2e    # noqa: E402
 import guest  # noqa: E402
 
-with open(os.path.join(here, "fixtures", "cycle.serial")) as f:
-    LINES = f.read().splitlines()
+FIXTURE = os.path.join(here, "fixtures", "cycle.serial")
 
 
 def replay(mutate=lambda line: line):
-    run = guest.GuestRun()
-    run.accel = "tcg"
-    for i, line in enumerate(LINES):
-        line = mutate(line)
-        if line is not None:
-            run.add(float(i), line)
-    return run
+    return guest.replay(FIXTURE, mutate)
 
 
 def only(vm, old, new):

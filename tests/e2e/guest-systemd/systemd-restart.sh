@@ -11,20 +11,6 @@
 
 VMMS=3
 
-# Half the VMMs let the daemon preserve their fds, half preserve them themselves.
-vmm_args() {
-	local mode=send
-	[ $(($1 % 2)) = 0 ] && mode=self
-	echo "--mem-mib 16 --ram-fds 2 --mode $mode --seed $1"
-}
-
-start_vmms() {
-	local i
-	for i in $(seq "$VMMS"); do
-		start_vmm "vm$i" $(vmm_args "$i")
-	done
-}
-
 # restarted OLD_PID: systemd has the daemon running again, a new process, ready.
 restarted() {
 	local pid
@@ -38,12 +24,10 @@ vmms_connected() {
 }
 
 stage1() {
-	local old i
+	local old
 	check_service
-	start_vmms
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" running
-	done
+	start_vmms "$VMMS"
+	wait_vmms "$VMMS" running
 	e2e "vmms running"
 	check prepare liveupdatectl prepare /boot/bzImage --append "lu_stage=2"
 	e2e "status-before $(liveupdatectl status --json)"
@@ -62,15 +46,10 @@ stage1() {
 }
 
 stage2() {
-	local i
 	check_service
-	start_vmms
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" resumed
-	done
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" writing
-	done
+	start_vmms "$VMMS"
+	wait_vmms "$VMMS" resumed
+	wait_vmms "$VMMS" writing
 	e2e "vmms writing"
 	e2e "report $(liveupdatectl report --json)"
 	e2e "status $(liveupdatectl status --json)"

@@ -7,22 +7,10 @@
 
 VMMS=${E2E_VMMS:-4}
 
-# Half the VMMs let the daemon preserve their fds, half preserve them themselves.
-vmm_args() {
-	local mode=send
-	[ $(($1 % 2)) = 0 ] && mode=self
-	echo "--mem-mib ${E2E_MEM_MIB:-16} --ram-fds ${E2E_RAM_FDS:-2} --mode $mode --seed $1" \
-		"--write-nap-us ${E2E_NAP_US:-0}"
-}
-
 stage1() {
 	start_daemon
-	for i in $(seq "$VMMS"); do
-		start_vmm "vm$i" $(vmm_args "$i")
-	done
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" running
-	done
+	start_vmms "$VMMS"
+	wait_vmms "$VMMS" running
 	e2e "vmms running"
 	# Let the writers turn over some memory before the update.
 	sleep 1
@@ -35,15 +23,9 @@ stage1() {
 
 stage2() {
 	start_daemon
-	for i in $(seq "$VMMS"); do
-		start_vmm "vm$i" $(vmm_args "$i")
-	done
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" resumed
-	done
-	for i in $(seq "$VMMS"); do
-		wait_event "vm$i" writing
-	done
+	start_vmms "$VMMS"
+	wait_vmms "$VMMS" resumed
+	wait_vmms "$VMMS" writing
 	e2e "vmms writing"
 	e2e "report $(liveupdatectl report --json)"
 	e2e "status $(liveupdatectl status --json)"

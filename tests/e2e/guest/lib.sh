@@ -56,6 +56,31 @@ start_vmm() {
 
 vmm_pid() { cat "/run/vmm/$1.pid"; }
 
+# The VMs vm1..vmN of an update: half let the daemon preserve their fds, half
+# preserve them themselves; E2E_MEM_MIB, E2E_RAM_FDS and E2E_NAP_US size them.
+cycle_vmm_args() {
+	local mode=send
+	[ $(($1 % 2)) = 0 ] && mode=self
+	echo "--mem-mib ${E2E_MEM_MIB:-16} --ram-fds ${E2E_RAM_FDS:-2} --mode $mode --seed $1" \
+		"--write-nap-us ${E2E_NAP_US:-0}"
+}
+
+# start_vmms N: starts vm1..vmN, each with cycle_vmm_args.
+start_vmms() {
+	local i
+	for i in $(seq "$1"); do
+		start_vmm "vm$i" $(cycle_vmm_args "$i")
+	done
+}
+
+# wait_vmms N EVENT: until each of vm1..vmN has printed EVENT.
+wait_vmms() {
+	local i
+	for i in $(seq "$1"); do
+		wait_event "vm$i" "$2"
+	done
+}
+
 # has_event ID EVENT: the VMM has printed that event.
 has_event() { grep -q "\"event\":\"$2\"" "/run/vmm/$1.log"; }
 

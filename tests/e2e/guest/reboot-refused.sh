@@ -9,22 +9,12 @@
 
 FAIL=/sys/kernel/debug/fail_luo_freeze
 
-vmm_args() {
-	local mode=send
-	[ $(($1 % 2)) = 0 ] && mode=self
-	echo "--mem-mib 16 --ram-fds 2 --mode $mode --seed $1"
-}
-
 stage1() {
 	mount -t debugfs debugfs /sys/kernel/debug || fail "cannot mount debugfs"
 	check fault-injection [ -d $FAIL ]
 	start_daemon
-	for i in 1 2 3; do
-		start_vmm "vm$i" $(vmm_args "$i")
-	done
-	for i in 1 2 3; do
-		wait_event "vm$i" running
-	done
+	start_vmms 3
+	wait_vmms 3 running
 	e2e "vmms running"
 	check prepare liveupdatectl prepare /mnt/boot/bzImage \
 		--initrd /mnt/boot/initrd.img --append "lu_stage=2"
@@ -43,9 +33,7 @@ stage1() {
 	check fault-fired [ "$(cat $FAIL/times)" = 0 ]
 	e2e "status $(liveupdatectl status --json)"
 	e2e "report $(liveupdatectl report --json)"
-	for i in 1 2 3; do
-		wait_event "vm$i" thawed
-	done
+	wait_vmms 3 thawed
 	for i in 1 2 3; do
 		kill -USR1 "$(vmm_pid "vm$i")"
 		wait_event "vm$i" verified
@@ -63,12 +51,8 @@ stage1() {
 
 stage2() {
 	start_daemon
-	for i in 1 2 3; do
-		start_vmm "vm$i" $(vmm_args "$i")
-	done
-	for i in 1 2 3; do
-		wait_event "vm$i" resumed
-	done
+	start_vmms 3
+	wait_vmms 3 resumed
 	e2e "vmms resumed"
 	e2e "report $(liveupdatectl report --json)"
 	e2e "status $(liveupdatectl status --json)"
