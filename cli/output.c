@@ -152,6 +152,32 @@ static void print_kernel(json_object *kernel, const char *indent)
 		printf("%sCommand line: %s\n", indent, str(kernel, "cmdline"));
 }
 
+/* The passed-through devices, one line each, with why one cannot be preserved. */
+static void print_devices(json_object *devices)
+{
+	bool is_array = json_object_is_type(devices, json_type_array);
+	size_t n = is_array ? json_object_array_length(devices) : 0;
+
+	if (n == 0)
+		return;
+	printf("Devices:      %zu bound to vfio-pci\n", n);
+	for (size_t i = 0; i < n; i++) {
+		json_object *d = json_object_array_get_idx(devices, i);
+		json_object *p = member(d, "preservable");
+		int64_t group;
+
+		printf("  %s [%s] ", or_dash(str(d, "slot")), or_dash(str(d, "id")));
+		if (int_member(d, "iommu_group", &group) && group >= 0)
+			printf("IOMMU group %" PRId64 ": ", group);
+		else
+			printf("no IOMMU group: ");
+		if (json_object_is_type(p, json_type_boolean) && json_object_get_boolean(p))
+			printf("preservable\n");
+		else
+			printf("not preservable (%s)\n", or_dash(str(d, "reason")));
+	}
+}
+
 void output_status(json_object *r)
 {
 	json_object *report, *held;
@@ -162,6 +188,7 @@ void output_status(json_object *r)
 	print_kernel(member(r, "kernel"), "");
 	printf("VMMs:         ");
 	print_vmm_counts(member(r, "vmms"));
+	print_devices(member(r, "devices"));
 	printf("Last outcome: %s\n", or_dash(str(r, "last_outcome")));
 	report = member(r, "report");
 	id = str(report, "update_id");

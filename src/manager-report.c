@@ -114,6 +114,7 @@ json_object *manager_status_json(Manager *m)
 			json_object_object_add(d, "driver", json_object_new_string(devs[i].driver));
 			json_object_object_add(d, "iommu_group", json_object_new_int(devs[i].iommu_group));
 			json_object_object_add(d, "preservable", json_object_new_boolean(false));
+			json_object_object_add(d, "reason", json_object_new_string(PCI_NOT_PRESERVABLE_REASON));
 			json_object_array_add(devices, d);
 		}
 	json_object_object_add(o, "devices", devices);

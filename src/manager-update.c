@@ -316,10 +316,15 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 	return 0;
 }
 
-/* Devices bound to vfio-pci whose state this kernel cannot carry: refuse rather than drop. */
+/*
+ * A device bound to vfio-pci is DMAing into some guest's memory through the
+ * IOMMU; the kexec would reset it and its translations under the guest.
+ * Until the kernel can carry devices over, refuse, naming every one.
+ */
 static int check_devices(Manager *m, ControlError *ret_code, char **ret_message)
 {
 	_cleanup_free_ PciDevice *devs = NULL;
+	char list[512];
 	size_t n = 0;
 	int r;
 
@@ -327,12 +332,13 @@ static int check_devices(Manager *m, ControlError *ret_code, char **ret_message)
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r,
 				 "Cannot list PCI devices: %m");
-	if (n > 0)
-		return set_error(ret_code, ret_message, CONTROL_ERROR_BAD_STATE, -EOPNOTSUPP,
-				 "%zu device(s) bound to vfio-pci (first %s): this kernel cannot preserve "
-				 "passed-through devices, the update would drop their state",
-				 n, devs[0].slot);
-	return 0;
+	if (n == 0)
+		return 0;
+	pci_format_devices(devs, n, list, sizeof(list));
+	return set_error(ret_code, ret_message, CONTROL_ERROR_DEVICE_NOT_PRESERVABLE, -EOPNOTSUPP,
+			 "%zu device(s) bound to vfio-pci: %s. " PCI_NOT_PRESERVABLE_REASON
+			 "; the update would reset them under their guests. Stop their VMs or unbind "
+			 "them from vfio-pci first", n, list);
 }
 
 int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, char **ret_message)

@@ -57,6 +57,7 @@ static const char *const control_error_table[_CONTROL_ERROR_MAX] = {
 	[CONTROL_ERROR_LIMIT_EXCEEDED] = "limit-exceeded",
 	[CONTROL_ERROR_REBOOT_FAILED] = "reboot-failed",
 	[CONTROL_ERROR_ABORTED] = "aborted",
+	[CONTROL_ERROR_DEVICE_NOT_PRESERVABLE] = "device-not-preservable",
 	[CONTROL_ERROR_INTERNAL] = "internal",
 };
 

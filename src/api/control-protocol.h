@@ -45,6 +45,7 @@ typedef enum ControlError {
 	CONTROL_ERROR_LIMIT_EXCEEDED,      /* "limit-exceeded" */
 	CONTROL_ERROR_REBOOT_FAILED,       /* "reboot-failed": kernel refused the kexec */
 	CONTROL_ERROR_ABORTED,             /* "aborted": the operator aborted the update */
+	CONTROL_ERROR_DEVICE_NOT_PRESERVABLE, /* "device-not-preservable": a passed-through device would lose its state */
 	CONTROL_ERROR_INTERNAL,            /* "internal" */
 	_CONTROL_ERROR_MAX,
 	_CONTROL_ERROR_INVALID = -EINVAL,

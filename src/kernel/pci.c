@@ -77,3 +77,29 @@ int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n)
 	*ret = TAKE_PTR(list);
 	return 0;
 }
+
+void pci_format_devices(const PciDevice *devs, size_t n, char *buf, size_t size)
+{
+	/* room kept for the tail, so that the count of the rest always fits */
+	static const size_t tail_max = sizeof(", and 18446744073709551615 more");
+	size_t used = 0, i;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < n; i++) {
+		char one[96], group[32] = "no IOMMU group";
+		size_t len;
+
+		if (devs[i].iommu_group >= 0)
+			snprintf(group, sizeof(group), "IOMMU group %d", devs[i].iommu_group);
+		len = (size_t)snprintf(one, sizeof(one), "%s%s [%04x:%04x] %s", i ? ", " : "",
+				       devs[i].slot, devs[i].vendor_id, devs[i].device_id, group);
+		if (used + len + (i + 1 < n ? tail_max : 0) >= size)
+			break;
+		memcpy(buf + used, one, len + 1);
+		used += len;
+	}
+	if (i < n)
+		snprintf(buf + used, size - used, "%sand %zu more", i ? ", " : "", n - i);
+}

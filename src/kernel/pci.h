@@ -19,5 +19,15 @@ typedef struct PciDevice {
 	int iommu_group; /* -1 when none */
 } PciDevice;
 
+/* Why a device bound to vfio-pci cannot be updated under, for status and prepare. */
+#define PCI_NOT_PRESERVABLE_REASON \
+	"The running kernel has no live-update handler for vfio-pci devices"
+
 /* Every device bound to vfio-pci. *ret is malloc'd (may be NULL when *n == 0). */
 int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n);
+
+/*
+ * "0000:00:03.0 [1234:11e8] IOMMU group 3, ..." for messages: as many
+ * devices as fit in size, then ", and N more". Always NUL-terminates.
+ */
+void pci_format_devices(const PciDevice *devs, size_t n, char *buf, size_t size);

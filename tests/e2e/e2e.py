@@ -260,6 +260,56 @@ def check_bad_kernel(run):
     return {"e2e": "bad-kernel"}
 
 
+# QEMU's edu device (vendor 1234, device 11e8) at a fixed slot, for the
+# scenarios that pass a device through.
+EDU_SLOT = "0000:00:07.0"
+EDU_ID = "1234:11e8"
+SCENARIO_DEVICES = {"vfio-refused": ["edu,addr=0x7"]}
+
+
+def check_vfio_refused(run):
+    common_checks(run, stages=1)
+    for name in ("edu-present", "edu-bound", "vfio-cdev", "prepare-refused", "edu-still-bound",
+                 "prepare-unbound", "abort"):
+        expect(run.e2e_lines(f"check {name} ok"), f"check {name} did not pass")
+    edu = run.e2e_lines("edu ")
+    expect(len(edu) == 1, f"expected one edu line, saw {edu}")
+    fields = dict(w.split("=", 1) for w in edu[0].split()[1:])
+    expect(fields.get("slot") == EDU_SLOT and fields.get("id") == "0x1234:0x11e8",
+           f"the guest did not see edu at {EDU_SLOT}: {edu[0]}")
+    expect(fields.get("group", "").isdigit(), f"edu has no IOMMU group: {edu[0]}")
+    group = int(fields["group"])
+
+    # status: the device, its group, and why it cannot be preserved
+    status = run.e2e_json("status")
+    expect(len(status) == 1 and status[0], f"no status JSON: {status}")
+    devices = status[0].get("devices")
+    expect(devices == [{"slot": EDU_SLOT, "id": EDU_ID, "driver": "vfio-pci",
+                        "iommu_group": group, "preservable": False,
+                        "reason": devices[0].get("reason") if devices else None}]
+           and devices[0]["reason"], f"status devices: {devices}")
+    text = run.e2e_lines("status-text ")
+    expect(len(text) == 2 and text[0] == "status-text Devices:      1 bound to vfio-pci" and
+           f"{EDU_SLOT} [{EDU_ID}] IOMMU group {group}: not preservable ({devices[0]['reason']})"
+           in text[1], f"liveupdatectl status shows the device as {text}")
+
+    # prepare: refused in the API's stable terms, naming the device
+    refused = run.e2e_lines("prepare ")
+    expect(len(refused) == 1, f"expected one refused prepare, saw {refused}")
+    expect(refused[0].startswith("prepare rc=1 ") and
+           '"code":"device-not-preservable"' in refused[0] and
+           f"1 device(s) bound to vfio-pci: {EDU_SLOT} [{EDU_ID}] IOMMU group {group}. "
+           in refused[0], f"no clear refusal for the passed-through device: {refused[0]}")
+    after = run.e2e_json("status-after")
+    expect(after and after[0] and after[0].get("state") == "idle" and
+           after[0].get("update_id") is None, f"the refused prepare left {after}")
+    for vm in ("vm1", "vm2"):
+        verified = run.vmm_events(vm, "verified")
+        expect(verified and verified[-1].get("bad_words") == 0, f"{vm}: memory check {verified}")
+        expect(not run.vmm_events(vm, "exited"), f"{vm} exited")
+    return {"e2e": "vfio-refused", "iommu_group": group}
+
+
 # The systemd guest: Debian 12's systemd as PID 1 on a root filesystem
 # (tests/e2e/mkrootfs, guest-systemd/), liveupdated.service as installed.
 SYSTEMD_SCENARIOS = ("systemd-restart",)
@@ -382,6 +432,7 @@ SCENARIOS = {
     "cycle": check_cycle,
     "freeze-refused": check_freeze_refused,
     "bad-kernel": check_bad_kernel,
+    "vfio-refused": check_vfio_refused,
     "reboot-refused": check_reboot_refused,
     "vmm-killed-frozen": check_vmm_killed_frozen,
     "scale": lambda run: check_cycle(run, SCALE),  # main() passes --vmms
@@ -393,7 +444,10 @@ GUEST_SCRIPT = {"scale": "cycle"}
 
 
 def guest_append(name, size):
-    """The kernel command line words that size the guest's cycle."""
+    """The kernel command line words that size the guest's cycle, or say
+    where its device is."""
+    if name in SCENARIO_DEVICES:
+        return f"lu_edu={EDU_SLOT}"
     if name != "scale":
         return ""
     return (f"lu_vmms={size.vmms} lu_ram_fds={size.ram_fds} lu_mem_mib={size.mem_mib} "
@@ -439,7 +493,7 @@ def run_scenario(name, build_dir, kernel_dir, timeout, on_line, log_path=None, a
             initrd, disk = make_images(build_dir, kernel_dir, work)
         run = guest.boot(os.path.join(kernel_dir, "bzImage"), initrd, disk,
                          GUEST_SCRIPT.get(name, name), timeout, on_line=on_line,
-                         extra_append=append)
+                         extra_append=append, devices=SCENARIO_DEVICES.get(name, ()))
     if log_path:
         with open(log_path, "w") as f:
             for t, line in run.lines:

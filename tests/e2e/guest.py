@@ -17,7 +17,9 @@ import time
 # Any of these in the kernel's log fails the run, whatever else it printed.
 KERNEL_TROUBLE = re.compile(
     r"Kernel panic|Oops:|BUG:|WARNING: CPU:|general protection fault|"
-    r"Call Trace:|kernel BUG at|UBSAN:|KASAN:"
+    r"Call Trace:|kernel BUG at|UBSAN:|KASAN:|"
+    # a DMA or interrupt the IOMMU blocked: a device lost its translation
+    r"DMAR: \[(?:DMA|INTR)|DMAR: DRHD: handling fault"
 )
 LINUX_VERSION = re.compile(r"\] Linux version (\S+)")
 VMM_EVENT = re.compile(r"^vmm (\S+): (\{.*\})\s*$")
@@ -144,8 +146,9 @@ def qemu_accel(kernel):
     return "kvm" if kvm_works(kernel) else "tcg"
 
 
-def qemu_command(kernel, initrd, disk, append, memory_mib=1024, cpus=2):
-    """initrd None: the kernel mounts its root from the disk (root= in append)."""
+def qemu_command(kernel, initrd, disk, append, memory_mib=1024, cpus=2, devices=()):
+    """initrd None: the kernel mounts its root from the disk (root= in append);
+    devices: more -device arguments."""
     return [
         "qemu-system-x86_64",
         "-M", "q35,kernel-irqchip=split",
@@ -158,13 +161,14 @@ def qemu_command(kernel, initrd, disk, append, memory_mib=1024, cpus=2):
         "-device", "intel-iommu,intremap=on,caching-mode=on",
         "-drive", f"file={disk},if=none,id=state,format=raw",
         "-device", "virtio-blk-pci,drive=state",
+    ] + [arg for d in devices for arg in ("-device", d)] + [
         "-kernel", kernel,
     ] + (["-initrd", initrd] if initrd else []) + [
         "-append", append,
     ]
 
 
-def boot(kernel, initrd, disk, scenario, timeout, on_line=None, extra_append=""):
+def boot(kernel, initrd, disk, scenario, timeout, on_line=None, extra_append="", devices=()):
     """Runs the guest until it powers off or the timeout; returns a GuestRun."""
     # no_timer_check: under software emulation on a busy host the kernel's
     # early check of the IO-APIC timer can miss its ticks and panic ("timer
@@ -174,7 +178,7 @@ def boot(kernel, initrd, disk, scenario, timeout, on_line=None, extra_append="")
     run = GuestRun()
     run.accel = qemu_accel(kernel)
     start = time.monotonic()
-    proc = subprocess.Popen(qemu_command(kernel, initrd, disk, append),
+    proc = subprocess.Popen(qemu_command(kernel, initrd, disk, append, devices=devices),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     sel = selectors.DefaultSelector()

@@ -117,6 +117,8 @@ static void test_string_tables(void **state)
 			    "limit-exceeded");
 	assert_string_equal(control_error_to_string(CONTROL_ERROR_REBOOT_FAILED), "reboot-failed");
 	assert_string_equal(control_error_to_string(CONTROL_ERROR_ABORTED), "aborted");
+	assert_string_equal(control_error_to_string(CONTROL_ERROR_DEVICE_NOT_PRESERVABLE),
+			    "device-not-preservable");
 	assert_string_equal(control_error_to_string(CONTROL_ERROR_INTERNAL), "internal");
 
 	assert_string_equal(control_method_to_string(CONTROL_METHOD_STATUS), "status");

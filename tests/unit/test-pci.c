@@ -108,11 +108,53 @@ static void test_no_pci_at_all(void **state)
 	assert_null(devs);
 }
 
+static void test_format_devices(void **state)
+{
+	PciDevice devs[40];
+	char buf[512], tiny[40];
+
+	for (size_t i = 0; i < ARRAY_SIZE(devs); i++)
+		devs[i] = (PciDevice){ .vendor_id = 0x1234, .device_id = 0x11e8,
+				       .iommu_group = (int)i - 1 };
+	for (size_t i = 0; i < ARRAY_SIZE(devs); i++)
+		snprintf(devs[i].slot, sizeof(devs[i].slot), "0000:00:%02zx.0", i);
+
+	pci_format_devices(devs, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	pci_format_devices(devs, 2, buf, sizeof(buf));
+	assert_string_equal(buf, "0000:00:00.0 [1234:11e8] no IOMMU group, "
+				 "0000:00:01.0 [1234:11e8] IOMMU group 0");
+
+	/* too many for the buffer: the rest are counted, never cut mid-name */
+	pci_format_devices(devs, ARRAY_SIZE(devs), buf, sizeof(buf));
+	assert_true(strlen(buf) < sizeof(buf));
+	assert_non_null(strstr(buf, "0000:00:01.0 [1234:11e8] IOMMU group 0, "));
+	assert_null(strstr(buf, "0000:00:27.0"));
+	{
+		const char *tail = strstr(buf, ", and ");
+		unsigned shown = 0, more = 0;
+
+		assert_non_null(tail);
+		assert_int_equal(sscanf(tail, ", and %u more", &more), 1);
+		for (const char *p = buf; (p = strstr(p, "[1234:11e8]")); p++)
+			shown++;
+		assert_int_equal(shown + more, ARRAY_SIZE(devs));
+		assert_string_equal(tail + strlen(tail) - 5, " more");
+	}
+
+	/* not even one fits: only the count */
+	pci_format_devices(devs, 3, tiny, sizeof(tiny));
+	assert_string_equal(tiny, "and 3 more");
+	pci_format_devices(devs, 3, tiny, 4);
+	assert_string_equal(tiny, "and");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_passthrough),
 		cmocka_unit_test(test_no_pci_at_all),
+		cmocka_unit_test(test_format_devices),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
