@@ -5,11 +5,8 @@
 
 stage1() {
 	start_daemon
-	start_vmm vm1 --mem-mib 16 --ram-fds 2 --seed 1
-	start_vmm vm2 --mem-mib 16 --seed 2 --mode self
-	for id in vm1 vm2; do
-		wait_event $id running
-	done
+	start_vmms 2
+	wait_vmms 2 running
 	e2e "vmms running"
 
 	# Not a kernel at all, a file that is not there, and a kernel that
@@ -23,10 +20,7 @@ stage1() {
 		e2e "status $(liveupdatectl status --json)"
 	done
 
-	for id in vm1 vm2; do
-		kill -USR1 "$(vmm_pid $id)"
-		wait_event $id verified
-	done
+	verify_vmms vm1 vm2
 	e2e "vmms verified"
 
 	# The machine can still be updated afterwards: a good image prepares.

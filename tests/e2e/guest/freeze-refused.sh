@@ -24,10 +24,7 @@ stage1() {
 		wait_event $id thawed
 	done
 	# Every VMM, the stubborn one too, checks all of its memory again.
-	for id in vm1 vm2 stubborn; do
-		kill -USR1 "$(vmm_pid $id)"
-		wait_event $id verified
-	done
+	verify_vmms vm1 vm2 stubborn
 	for id in vm1 vm2; do
 		wait_event $id writing
 	done

@@ -81,6 +81,15 @@ wait_vmms() {
 	done
 }
 
+# verify_vmms ID...: each VMM checks all of its memory again, now.
+verify_vmms() {
+	local id
+	for id in "$@"; do
+		kill -USR1 "$(vmm_pid "$id")"
+		wait_event "$id" verified
+	done
+}
+
 # has_event ID EVENT: the VMM has printed that event.
 has_event() { grep -q "\"event\":\"$2\"" "/run/vmm/$1.log"; }
 

@@ -34,10 +34,7 @@ stage1() {
 	e2e "status $(liveupdatectl status --json)"
 	e2e "report $(liveupdatectl report --json)"
 	wait_vmms 3 thawed
-	for i in 1 2 3; do
-		kill -USR1 "$(vmm_pid "vm$i")"
-		wait_event "vm$i" verified
-	done
+	verify_vmms vm1 vm2 vm3
 	e2e "vmms verified"
 
 	# The kernel rolled back cleanly: the next update goes through.

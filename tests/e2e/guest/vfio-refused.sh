@@ -11,11 +11,8 @@ driver_of() { basename "$(readlink "$1/driver")" 2>/dev/null; }
 
 stage1() {
 	start_daemon
-	start_vmm vm1 --mem-mib 16 --ram-fds 2 --seed 1
-	start_vmm vm2 --mem-mib 16 --seed 2 --mode self
-	for id in vm1 vm2; do
-		wait_event $id running
-	done
+	start_vmms 2
+	wait_vmms 2 running
 	e2e "vmms running"
 
 	check edu-present [ -d "$EDU" ]
@@ -38,10 +35,7 @@ stage1() {
 	e2e "status-after $(liveupdatectl --json status)"
 	check edu-still-bound [ "$(driver_of "$EDU")" = vfio-pci ]
 
-	for id in vm1 vm2; do
-		kill -USR1 "$(vmm_pid $id)"
-		wait_event $id verified
-	done
+	verify_vmms vm1 vm2
 	e2e "vmms verified"
 
 	# Nothing is held against a later update: unbound, the device is no
