@@ -269,7 +269,7 @@ SCENARIO_DEVICES = {"vfio-refused": ["edu,addr=0x7"]}
 
 def check_vfio_refused(run):
     common_checks(run, stages=1)
-    for name in ("edu-present", "edu-bound", "vfio-cdev", "prepare-refused", "edu-still-bound",
+    for name in ("edu-present", "edu-bound", "prepare-refused", "edu-still-bound",
                  "prepare-unbound", "abort"):
         expect(run.e2e_lines(f"check {name} ok"), f"check {name} did not pass")
     edu = run.e2e_lines("edu ")
@@ -300,6 +300,20 @@ def check_vfio_refused(run):
            '"code":"device-not-preservable"' in refused[0] and
            f"1 device(s) bound to vfio-pci: {EDU_SLOT} [{EDU_ID}] IOMMU group {group}. "
            in refused[0], f"no clear refusal for the passed-through device: {refused[0]}")
+    # the device in use: DMA through its IOVA into memfd guest RAM, before the
+    # refused prepare and after it
+    attached = run.vmm_events("edu", "attached")
+    expect(len(attached) == 1 and attached[0].get("slot") == EDU_SLOT and
+           attached[0].get("hwpt_id"), f"the edu VMM did not attach the device: {attached}")
+    rounds = [(t, e) for t, v, e in run.events if v == "edu" and e.get("event") == "dma"]
+    expect([e.get("round") for _, e in rounds] == [1, 2] and
+           all(e.get("bad_bytes") == 0 and e.get("bytes") == 2048 for _, e in rounds),
+           f"edu DMA rounds: {[e for _, e in rounds]}")
+    refused_at = next(t for t, words in run.e2e if words.startswith("prepare "))
+    expect(rounds[0][0] < refused_at < rounds[1][0],
+           "the DMA rounds do not bracket the refused prepare")
+    expect([e.get("status") for e in run.vmm_events("edu", "exited")] == [0],
+           "the edu VMM did not end cleanly")
     after = run.e2e_json("status-after")
     expect(after and after[0] and after[0].get("state") == "idle" and
            after[0].get("update_id") is None, f"the refused prepare left {after}")

@@ -62,6 +62,11 @@ VFIO_BREAKAGES = {
     "a VM that exited": lambda l: (l.replace('"event":"thawed"', '"event":"exited"')
                                    if l.startswith("vmm vm2:") else l),
     "no prepare once unbound": drop("E2E check prepare-unbound ok"),
+    "a DMA that went astray": on("vmm edu:", '"round":2,"iova":"0x101000","bytes":2048,"bad_bytes":0',
+                                 '"round":2,"iova":"0x101000","bytes":2048,"bad_bytes":2048'),
+    "no DMA after the refusal": lambda l: None if l.startswith('vmm edu: {"event":"dma","round":2') else l,
+    "a device never attached": drop('vmm edu: {"event":"attached"'),
+    "a passthrough VMM that failed": on("vmm edu:", '"status":0', '"status":1'),
 }
 
 # fixture name: (its check, what its summary must say, the ways to break it)

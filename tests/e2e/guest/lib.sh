@@ -38,10 +38,18 @@ prefix() {
 start_vmm() {
 	local id=$1
 	shift
+	start_process "$id" liveupdate-refvmm --vm-id "$id" "$@"
+}
+
+# start_process ID COMMAND...: runs a VMM-like program in the background; its
+# JSON lines are its events, like a reference VMM's.
+start_process() {
+	local id=$1
+	shift
 	mkdir -p /run/vmm
 	: >"/run/vmm/$id.log"
 	(
-		liveupdate-refvmm --vm-id "$id" "$@" 2>&1 &
+		"$@" 2>&1 &
 		pid=$!
 		echo $pid >"/run/vmm/$id.pid"
 		# its own status (a bare wait would say 0): 128+N when killed by N

@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# A device passed through to a VM (QEMU's edu, behind the emulated VT-d,
-# bound to vfio-pci) cannot be carried over by this kernel: status shows
-# it, prepare is refused with device-not-preservable naming it, and nothing
-# changes. Once it is unbound, the same update prepares.
+# A device passed through to a VM cannot be carried over by this kernel yet:
+# QEMU's edu, behind the emulated VT-d, bound to vfio-pci and DMAing into a
+# memfd "guest RAM" through an iommufd IOAS (liveupdate-edu-vmm). status
+# shows it, prepare is refused with device-not-preservable naming it, and
+# nothing changes: the device still DMAs through its IOVA, the VMs' memory
+# is intact. Once it is released and unbound, the same update prepares.
 
 EDU=/sys/bus/pci/devices/$E2E_EDU_SLOT
 
 driver_of() { basename "$(readlink "$1/driver")" 2>/dev/null; }
+
+# dma_rounds N: the edu VMM has reported N DMA rounds or more.
+dma_rounds() { [ "$(grep -c '"event":"dma"' /run/vmm/edu.log)" -ge "$1" ]; }
 
 stage1() {
 	start_daemon
@@ -21,8 +26,8 @@ stage1() {
 	echo vfio-pci >"$EDU/driver_override"
 	echo "$E2E_EDU_SLOT" >/sys/bus/pci/drivers_probe
 	check edu-bound [ "$(driver_of "$EDU")" = vfio-pci ]
-	# the device cdev a VMM would open
-	check vfio-cdev [ -c "/dev/vfio/devices/$(ls "$EDU/vfio-dev")" ]
+	start_process edu liveupdate-edu-vmm --slot "$E2E_EDU_SLOT"
+	wait_event edu dma
 
 	e2e "status $(liveupdatectl --json status)"
 	liveupdatectl status | awk '/^Devices:/ { d = 1; print "E2E status-text " $0; next }
@@ -35,11 +40,16 @@ stage1() {
 	e2e "status-after $(liveupdatectl --json status)"
 	check edu-still-bound [ "$(driver_of "$EDU")" = vfio-pci ]
 
+	# The refusal touched nothing: the device still DMAs through its IOVA.
+	kill -USR1 "$(vmm_pid edu)"
+	wait_for "$E2E_TIMEOUT" "a second DMA round" dma_rounds 2
 	verify_vmms vm1 vm2
 	e2e "vmms verified"
 
-	# Nothing is held against a later update: unbound, the device is no
-	# longer passed through and the same update prepares.
+	# Nothing is held against a later update: with its VMM gone and the
+	# device unbound, the same update prepares.
+	kill -TERM "$(vmm_pid edu)"
+	wait_event edu exited
 	echo "$E2E_EDU_SLOT" >"$EDU/driver/unbind"
 	echo >"$EDU/driver_override"
 	check prepare-unbound liveupdatectl prepare /mnt/boot/bzImage \
