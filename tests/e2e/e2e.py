@@ -13,9 +13,11 @@ and any kernel trouble, "E2E fail", mismatch or timeout fails the run.
 
 import argparse
 import collections
+import errno
 import json
 import statistics
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -264,7 +266,7 @@ def check_bad_kernel(run):
 # scenarios that pass a device through.
 EDU_SLOT = "0000:00:07.0"
 EDU_ID = "1234:11e8"
-SCENARIO_DEVICES = {"vfio-refused": ["edu,addr=0x7"]}
+SCENARIO_DEVICES = {"vfio-refused": ["edu,addr=0x7"], "device-handover": ["edu,addr=0x7"]}
 
 
 def check_vfio_refused(run):
@@ -322,6 +324,66 @@ def check_vfio_refused(run):
         expect(verified and verified[-1].get("bad_words") == 0, f"{vm}: memory check {verified}")
         expect(not run.vmm_events(vm, "exited"), f"{vm} exited")
     return {"e2e": "vfio-refused", "iommu_group": group}
+
+
+def first_line(run, pattern):
+    """(seconds, match) of the first serial line matching pattern, or (None, None)."""
+    for t, line in run.lines:
+        m = re.search(pattern, line)
+        if m:
+            return t, m
+    return None, None
+
+
+def check_device_handover(run):
+    common_checks(run, stages=2)
+    for name in ("edu-present", "edu-bound", "edu-bound-at-boot", "handover-passed"):
+        expect(run.e2e_lines(f"check {name} ok"), f"check {name} did not pass")
+    # its events as the kernel log has them: never split by other messages
+    events = []
+    for t, line in run.lines:
+        m = re.search(r"\] edu-handover: (\{.*\})$", line)
+        if m:
+            try:
+                events.append((t, json.loads(m.group(1))))
+            except json.JSONDecodeError:
+                raise Failure(f"a broken edu-handover event: {line}")
+    events += [(t, e) for t, v, e in run.events if v == "edu" and e.get("event") == "exited"]
+    names = [e.get("event") for _, e in events]
+    expect(names == ["refused", "attached", "dma", "preserved", "kexec", "dma", "dma", "finished",
+                     "exited"], f"the edu program's events: {names}")
+    # a device on the kernel's DMA domain, not a VMM's, cannot be preserved
+    expect(events[0][1].get("errno") == errno.EINVAL,
+           f"preserving an unattached device: {events[0][1]}")
+    dma = {e.get("step"): e for _, e in events if e.get("event") == "dma"}
+    for step in ("before", "in-flight", "old-tables"):
+        e = dma.get(step, {})
+        expect(e.get("bad_bytes") == 0 and e.get("zero_before") is True and
+               e.get("bytes") == 2048, f"DMA {step}: {e}")
+
+    # the kernels' side: translation left on at the kexec, adopted at boot,
+    # the old tables freed at FINISH, in that order
+    left_on, _ = first_line(run, r"DMAR: dmar0: live update: translation left on")
+    kho, _ = first_line(run, r"KHO: found kexec handover data")
+    adopted, _ = first_line(run, r"DMAR: live update: 1 device\(s\) adopted")
+    freed, m = first_line(run, r"live update: freed (\d+) page-table page\(s\) of the handed-over")
+    expect(None not in (left_on, kho, adopted, freed) and left_on < kho < adopted < freed,
+           f"the hand-over's kernel messages are missing or out of order: "
+           f"{left_on} {kho} {adopted} {freed}")
+    kexec_at = next(t for t, e in events if e.get("event") == "kexec")
+    expect(kexec_at < left_on, "translation was left on before the program asked for the kexec")
+
+    # FINISH freed the old page tables: the kernel's count, and nr_iommu_pages
+    finished = events[-2][1]
+    pages = int(m.group(1))
+    drop = finished.get("iommu_pages_before", 0) - finished.get("iommu_pages_after", 0)
+    expect(pages > 0 and drop == pages,
+           f"FINISH freed {pages} table page(s) by the kernel's count, "
+           f"nr_iommu_pages fell by {drop}: {finished}")
+    expect(finished.get("bus_master") is False, f"bus mastering still on after FINISH: {finished}")
+    expect(EDU_SLOT in finished.get("device", ""), f"the retrieved device file says {finished}")
+    return {"e2e": "device-handover", "freed_table_pages": pages,
+            "in_flight_dma": "landed", "old_tables_dma": "landed"}
 
 
 # The systemd guest: Debian 12's systemd as PID 1 on a root filesystem
@@ -447,6 +509,7 @@ SCENARIOS = {
     "freeze-refused": check_freeze_refused,
     "bad-kernel": check_bad_kernel,
     "vfio-refused": check_vfio_refused,
+    "device-handover": check_device_handover,
     "reboot-refused": check_reboot_refused,
     "vmm-killed-frozen": check_vmm_killed_frozen,
     "scale": lambda run: check_cycle(run, SCALE),  # main() passes --vmms
