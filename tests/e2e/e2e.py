@@ -49,6 +49,29 @@ def expect(cond, what):
         raise Failure(what)
 
 
+def check_breakages(name, path, check, summary_ok, breakages):
+    """The checks of a scenario can fail: its recorded serial log (path)
+    passes with a summary summary_ok accepts, and each mutation of the log in
+    breakages ({what: mutate}, see guest.replay) is caught. Prints one line
+    each; returns how many were wrong."""
+    failures = 0
+    summary = check(guest.replay(path))
+    if summary_ok(summary):
+        print(f"ok   the recorded {name} passes")
+    else:
+        print(f"FAIL the recorded {name} summarises as {summary}")
+        failures += 1
+    for what, mutate in breakages.items():
+        try:
+            check(guest.replay(path, mutate))
+        except Failure as f:
+            print(f"ok   {name}, {what}: {f}")
+            continue
+        print(f"FAIL {name}, {what} was not caught")
+        failures += 1
+    return failures
+
+
 def common_checks(run, stages):
     """What every scenario needs: the right boots, no trouble, a clean end."""
     expect(not run.timed_out, "the guest timed out")

@@ -11,13 +11,8 @@ import sys
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 import e2e    # noqa: E402
-import guest  # noqa: E402
 
 FIXTURE = os.path.join(here, "fixtures", "systemd-restart.serial")
-
-
-def replay(mutate=lambda line: line):
-    return guest.replay(FIXTURE, mutate)
 
 
 def on(prefix, old, new):
@@ -68,21 +63,9 @@ BREAKAGES = {
 
 
 def main():
-    failures = 0
-    summary = e2e.check_systemd_restart(replay())
-    if summary["verified_bytes"] != 3 * 32 << 20 or summary["fdstore_fds"] <= 0:
-        print(f"FAIL the recorded run summarises as {summary}")
-        failures += 1
-    else:
-        print("ok   the recorded run passes")
-    for name, mutate in BREAKAGES.items():
-        try:
-            e2e.check_systemd_restart(replay(mutate))
-        except e2e.Failure as f:
-            print(f"ok   {name}: {f}")
-            continue
-        print(f"FAIL {name} was not caught")
-        failures += 1
+    failures = e2e.check_breakages(
+        "systemd-restart", FIXTURE, e2e.check_systemd_restart,
+        lambda s: s["verified_bytes"] == 3 * 32 << 20 and s["fdstore_fds"] > 0, BREAKAGES)
     return 1 if failures else 0
 
 

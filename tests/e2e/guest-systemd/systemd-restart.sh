@@ -47,12 +47,7 @@ stage1() {
 
 stage2() {
 	check_service
-	start_vmms "$VMMS"
-	wait_vmms "$VMMS" resumed
-	wait_vmms "$VMMS" writing
-	e2e "vmms writing"
-	e2e "report $(liveupdatectl report --json)"
-	e2e "status $(liveupdatectl status --json)"
+	restart_vmms "$VMMS"
 	check_service
 	journal -u liveupdated.service
 }

@@ -9,14 +9,9 @@
 
 EDU=/sys/bus/pci/devices/$E2E_EDU_SLOT
 
-driver_of() { basename "$(readlink "$1/driver")" 2>/dev/null; }
-
 stage1() {
 	mount -t debugfs debugfs /sys/kernel/debug || fail "cannot mount debugfs"
-	check edu-present [ -d "$EDU" ]
-	echo vfio-pci >"$EDU/driver_override"
-	echo "$E2E_EDU_SLOT" >/sys/bus/pci/drivers_probe
-	check edu-bound [ "$(driver_of "$EDU")" = vfio-pci ]
+	bind_edu_to_vfio "$EDU"
 	start_process edu liveupdate-edu-handover --slot "$E2E_EDU_SLOT" \
 		--kexec /mnt/boot/bzImage --initrd /mnt/boot/initrd.img --append "lu_stage=2"
 	# the program kexecs; it only comes back here if it failed

@@ -89,6 +89,17 @@ wait_vmms() {
 	done
 }
 
+# restart_vmms N: in the new kernel, vm1..vmN start again, get their memory
+# back and write on; the update's report and the status go to the host.
+restart_vmms() {
+	start_vmms "$1"
+	wait_vmms "$1" resumed
+	wait_vmms "$1" writing
+	e2e "vmms writing"
+	e2e "report $(liveupdatectl report --json)"
+	e2e "status $(liveupdatectl status --json)"
+}
+
 # verify_vmms ID...: each VMM checks all of its memory again, now.
 verify_vmms() {
 	local id
@@ -96,6 +107,18 @@ verify_vmms() {
 		kill -USR1 "$(vmm_pid "$id")"
 		wait_event "$id" verified
 	done
+}
+
+# The driver the PCI device at sysfs directory $1 is bound to, or nothing.
+driver_of() { basename "$(readlink "$1/driver")" 2>/dev/null; }
+
+# bind_edu_to_vfio SYSFS_DIR: hands the edu device to vfio-pci, as an
+# operator's tooling does (checks edu-present, edu-bound).
+bind_edu_to_vfio() {
+	check edu-present [ -d "$1" ]
+	echo vfio-pci >"$1/driver_override"
+	echo "$(basename "$1")" >/sys/bus/pci/drivers_probe
+	check edu-bound [ "$(driver_of "$1")" = vfio-pci ]
 }
 
 # has_event ID EVENT: the VMM has printed that event.

@@ -9,8 +9,6 @@
 
 EDU=/sys/bus/pci/devices/$E2E_EDU_SLOT
 
-driver_of() { basename "$(readlink "$1/driver")" 2>/dev/null; }
-
 # dma_rounds N: the edu VMM has reported N DMA rounds or more.
 dma_rounds() { [ "$(grep -c '"event":"dma"' /run/vmm/edu.log)" -ge "$1" ]; }
 
@@ -20,12 +18,9 @@ stage1() {
 	wait_vmms 2 running
 	e2e "vmms running"
 
-	check edu-present [ -d "$EDU" ]
+	bind_edu_to_vfio "$EDU"
 	e2e "edu slot=$E2E_EDU_SLOT id=$(cat "$EDU/vendor"):$(cat "$EDU/device")" \
 		"group=$(basename "$(readlink "$EDU/iommu_group")")"
-	echo vfio-pci >"$EDU/driver_override"
-	echo "$E2E_EDU_SLOT" >/sys/bus/pci/drivers_probe
-	check edu-bound [ "$(driver_of "$EDU")" = vfio-pci ]
 	start_process edu liveupdate-edu-vmm --slot "$E2E_EDU_SLOT"
 	wait_event edu dma
 
