@@ -152,7 +152,26 @@ static void print_kernel(json_object *kernel, const char *indent)
 		printf("%sCommand line: %s\n", indent, str(kernel, "cmdline"));
 }
 
-/* The passed-through devices, one line each, with why one cannot be preserved. */
+/* How far a device's hand-over has come (man/liveupdated-api.md), in words. */
+static void print_handover(json_object *d)
+{
+	const char *h = str(d, "handover"), *vm = or_dash(str(d, "vm_id"));
+
+	if (!h || strcmp(h, "none") == 0)
+		return;
+	if (strcmp(h, "preserved") == 0)
+		printf(", preserved by %s", vm);
+	else if (strcmp(h, "restored-domain") == 0)
+		printf(", handed over to %s, on the old page tables until its session is finished", vm);
+	else if (strcmp(h, "hot-swapped") == 0)
+		printf(", handed over to %s, hot-swapped to its new domain", vm);
+	else
+		printf(", %s (%s)", h, vm);
+	if (str(d, "finish_error"))
+		printf("; FINISH refused (%s)", str(d, "finish_error"));
+}
+
+/* The passed-through devices, one line each: preservable or why not, and the hand-over. */
 static void print_devices(json_object *devices)
 {
 	bool is_array = json_object_is_type(devices, json_type_array);
@@ -164,17 +183,22 @@ static void print_devices(json_object *devices)
 	for (size_t i = 0; i < n; i++) {
 		json_object *d = json_object_array_get_idx(devices, i);
 		json_object *p = member(d, "preservable");
+		const char *h = str(d, "handover");
 		int64_t group;
 
 		printf("  %s [%s] ", or_dash(str(d, "slot")), or_dash(str(d, "id")));
 		if (int_member(d, "iommu_group", &group) && group >= 0)
 			printf("IOMMU group %" PRId64 ": ", group);
-		else
+		else if (str(d, "driver"))
 			printf("no IOMMU group: ");
-		if (json_object_is_type(p, json_type_boolean) && json_object_get_boolean(p))
-			printf("preservable\n");
 		else
-			printf("not preservable (%s)\n", or_dash(str(d, "reason")));
+			printf("not listed by libpci: ");
+		if (json_object_is_type(p, json_type_boolean) && json_object_get_boolean(p))
+			printf("preservable%s", h && strcmp(h, "none") == 0 ? ", not preserved" : "");
+		else
+			printf("not preservable (%s)", or_dash(str(d, "reason")));
+		print_handover(d);
+		printf("\n");
 	}
 }
 
@@ -211,10 +235,32 @@ void output_status(json_object *r)
 		printf("Version:      %s\n", str(r, "version"));
 }
 
+/* "0000:00:07.0,0000:00:08.0", and a refused FINISH: the list's DEVICES cell. */
+static int add_devices_cell(Table *t, json_object *devices, const char *finish_error)
+{
+	size_t n = json_object_is_type(devices, json_type_array) ? json_object_array_length(devices) : 0;
+	char cell[256] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < n && used < sizeof(cell); i++) {
+		json_object *e = json_object_array_get_idx(devices, i);
+		int w;
+
+		if (!json_object_is_type(e, json_type_string))
+			continue;
+		w = snprintf(cell + used, sizeof(cell) - used, "%s%s", used ? "," : "",
+			     json_object_get_string(e));
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (finish_error && used < sizeof(cell))
+		snprintf(cell + used, sizeof(cell) - used, " (FINISH refused: %s)", finish_error);
+	return table_add(t, cell[0] ? cell : NULL);
+}
+
 void output_list(json_object *r)
 {
 	json_object *vmms = member(r, "vmms");
-	Table t = TABLE_NULL(5);
+	Table t = TABLE_NULL(6);
 	size_t n = json_object_is_type(vmms, json_type_array) ? json_object_array_length(vmms) : 0;
 	int k = 0;
 
@@ -224,7 +270,7 @@ void output_list(json_object *r)
 	}
 
 	k |= table_add(&t, "VM ID") | table_add(&t, "STATE") | table_add(&t, "CONNECTED") |
-	     table_add(&t, "PID") | table_add(&t, "FDS");
+	     table_add(&t, "PID") | table_add(&t, "FDS") | table_add(&t, "DEVICES");
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(vmms, i), *c = member(v, "connected");
 		int64_t x;
@@ -236,6 +282,7 @@ void output_list(json_object *r)
 					   : NULL);
 		k |= int_member(v, "pid", &x) ? table_addf(&t, "%" PRId64, x) : table_add(&t, NULL);
 		k |= int_member(v, "fds", &x) ? table_addf(&t, "%" PRId64, x) : table_add(&t, NULL);
+		k |= add_devices_cell(&t, member(v, "devices"), str(v, "finish_error"));
 	}
 	if (k == 0)
 		table_print(&t, stdout);

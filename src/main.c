@@ -36,6 +36,8 @@ static void help(void)
 	       "     --restore-timeout=SEC    Free an absent VM's memory after this long after\n"
 	       "                              the reboot (default 0: keep until released)\n"
 	       "     --modules-dir=DIR        Kernel modules directory (default: libkmod's)\n"
+	       "     --boot-dir=DIR           The kernels' config-RELEASE files (default /boot)\n"
+	       "     --sysfs-dir=DIR          Where sysfs is mounted (default /sys)\n"
 	       "     --log-level=LEVEL        debug, info, notice, warning, err\n",
 	       RUNTIME_DIR_DEFAULT, STATE_DIR_DEFAULT, CONFIG_MAX_VMMS_DEFAULT,
 	       CONFIG_MAX_FDS_PER_VMM_DEFAULT, LU_VMM_FDS_MAX, CONFIG_MAX_CLIENTS_DEFAULT,
@@ -80,6 +82,8 @@ static int parse_argv(int argc, char *argv[], Config *c)
 		ARG_FREEZE_TIMEOUT,
 		ARG_RESTORE_TIMEOUT,
 		ARG_MODULES_DIR,
+		ARG_BOOT_DIR,
+		ARG_SYSFS_DIR,
 		ARG_LOG_LEVEL,
 	};
 	static const struct option options[] = {
@@ -95,6 +99,8 @@ static int parse_argv(int argc, char *argv[], Config *c)
 		{ "freeze-timeout", required_argument, NULL, ARG_FREEZE_TIMEOUT },
 		{ "restore-timeout", required_argument, NULL, ARG_RESTORE_TIMEOUT },
 		{ "modules-dir", required_argument, NULL, ARG_MODULES_DIR },
+		{ "boot-dir", required_argument, NULL, ARG_BOOT_DIR },
+		{ "sysfs-dir", required_argument, NULL, ARG_SYSFS_DIR },
 		{ "log-level", required_argument, NULL, ARG_LOG_LEVEL },
 		{}
 	};
@@ -149,6 +155,12 @@ static int parse_argv(int argc, char *argv[], Config *c)
 			break;
 		case ARG_MODULES_DIR:
 			c->modules_dir = optarg;
+			break;
+		case ARG_BOOT_DIR:
+			c->boot_dir = optarg;
+			break;
+		case ARG_SYSFS_DIR:
+			c->sysfs_dir = optarg;
 			break;
 		case ARG_LOG_LEVEL:
 			r = parse_log_level(optarg);

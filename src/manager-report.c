@@ -14,7 +14,7 @@
 #include "handover-clock.h"
 #include "log.h"
 #include "manager.h"
-#include "pci.h"
+#include "string-util.h"
 
 /* The report as JSON, its timeline converted with this process's rate as measured now. */
 static json_object *report_json(Report *r)
@@ -74,9 +74,7 @@ void manager_finish_report(Manager *m, ReportOutcome outcome)
 json_object *manager_status_json(Manager *m)
 {
 	json_object *o = json_object_new_object(), *vmms = json_object_new_object(), *kernel = NULL,
-		    *devices = json_object_new_array(), *outcome = NULL;
-	_cleanup_free_ PciDevice *devs = NULL;
-	size_t n_devs = 0;
+		    *outcome = NULL;
 
 	json_object_object_add(o, "version", json_object_new_string(PACKAGE_VERSION));
 	json_object_object_add(o, "state", json_object_new_string(update_state_to_string(m->state)));
@@ -103,21 +101,7 @@ json_object *manager_status_json(Manager *m)
 		outcome = json_object_get(outcome);
 	json_object_object_add(o, "last_outcome", outcome);
 
-	if (pci_passthrough_devices(NULL, &devs, &n_devs) >= 0)
-		for (size_t i = 0; i < n_devs; i++) {
-			json_object *d = json_object_new_object();
-			char id[16];
-
-			snprintf(id, sizeof(id), "%04x:%04x", devs[i].vendor_id, devs[i].device_id);
-			json_object_object_add(d, "slot", json_object_new_string(devs[i].slot));
-			json_object_object_add(d, "id", json_object_new_string(id));
-			json_object_object_add(d, "driver", json_object_new_string(devs[i].driver));
-			json_object_object_add(d, "iommu_group", json_object_new_int(devs[i].iommu_group));
-			json_object_object_add(d, "preservable", json_object_new_boolean(false));
-			json_object_object_add(d, "reason", json_object_new_string(PCI_NOT_PRESERVABLE_REASON));
-			json_object_array_add(devices, d);
-		}
-	json_object_object_add(o, "devices", devices);
+	json_object_object_add(o, "devices", manager_devices_json(m));
 	/* the update in flight, else the last one */
 	json_object_object_add(o, "report", manager_report_json(m));
 	if (m->n_held > 0)
@@ -143,6 +127,9 @@ json_object *manager_list_json(Manager *m)
 		json_object_object_add(e, "uid", json_object_new_int64(v->cred.uid));
 		json_object_object_add(e, "fds", json_object_new_int((int)v->n_tokens));
 		json_object_object_add(e, "session", v->session_fd >= 0 ? json_object_new_string(v->session_name) : NULL);
+		json_object_object_add(e, "devices", vmm_devices_json(v));
+		json_object_object_add(e, "finish_error", v->finish_error ?
+				       json_object_new_string(errno_to_name(v->finish_error) ?: "unknown") : NULL);
 		json_object_array_add(list, e);
 	}
 	json_object_object_add(o, "vmms", list);

@@ -15,6 +15,14 @@
  * itself, so their pages are charged to its own cgroup. When it reports
  * RESUMED its session is finished. A VMM that never comes back keeps its
  * memory until an operator releases it or the restore timeout does.
+ *
+ * FINISH of a session that carried a passed-through device is also the
+ * device's hot swap: the kernel moves it from the handed-over page tables
+ * to the domain the VMM attached since, and frees the old tables. The
+ * kernel refuses (EBUSY) while the VMM has not attached a domain that
+ * maps the guest's memory as before. Then nothing is lost: the device
+ * keeps translating through the old tables, the session stays with its
+ * VMM, which hears the error and may say RESUMED again.
  */
 
 #include <errno.h>
@@ -23,6 +31,7 @@
 #include <string.h>
 
 #include "handover-clock.h"
+#include "finish-policy.h"
 #include "handover.h"
 #include "log.h"
 #include "luo.h"
@@ -51,6 +60,9 @@ static void load_handover_modules(Manager *m, char **ret_update_id)
 		log_info("Loaded %zu module(s) for the preserved files", n);
 	strv_free(modules);
 }
+
+/* How often the restore timeout tries again to release what the kernel would not finish. */
+#define RESTORE_RETRY_S 60ULL
 
 static int read_preserved_json(int session_fd, uint64_t token, char **ret, size_t *ret_len)
 {
@@ -106,6 +118,8 @@ static void rebuild_report(Update *u, const CommitRecord *rec, usec_t now, bool 
 static int on_restore_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	Manager *m = userdata;
+	size_t kept = 0;
+	int r;
 
 	for (size_t i = 0; i < m->n_vmms; i++) {
 		Vmm *v = m->vmms[i];
@@ -114,11 +128,22 @@ static int on_restore_timeout(sd_event_source *s, uint64_t usec, void *userdata)
 			continue;
 		log_warning("VMM %s did not come back within %llu s; releasing its memory", v->vm_id,
 			    (unsigned long long)m->config.restore_timeout_s);
-		(void)manager_release_vmm(m, v->vm_id, NULL, NULL);
+		if (manager_release_vmm(m, v->vm_id, NULL, NULL) < 0)
+			kept++;
 		/* release may have finished the update */
 		if (!m->update)
-			break;
+			return 0;
 	}
+	if (kept == 0)
+		return 0;
+	/* a refused FINISH may succeed later (its VMM fixed or closed its device) */
+	log_warning("%zu session(s) could not be finished; trying again in %llu s", kept,
+		    (unsigned long long)RESTORE_RETRY_S);
+	r = sd_event_source_set_time_relative(s, RESTORE_RETRY_S * USEC_PER_SEC);
+	if (r >= 0)
+		r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		log_warning_errno(r, "Cannot arm the restore timeout again: %m");
 	return 0;
 }
 
@@ -261,6 +286,9 @@ int manager_restore_incoming(Manager *m)
 			u->session_fd = -1;
 		return r;
 	}
+	if (u->manifest->devices_dropped)
+		log_warning("The incoming manifest lists devices wrongly; dropped those lists (their "
+			    "status is unknown), every VM's memory is restored as usual");
 	snprintf(u->id, sizeof(u->id), "%s", u->manifest->update_id);
 	if (handover_id && strcmp(handover_id, u->id) != 0)
 		log_warning("Handover file names update %s, the kernel carried %s", handover_id, u->id);
@@ -327,8 +355,45 @@ int manager_restore_vmm(Manager *m, Vmm *v)
 			rv->restore_tsc = tsc;
 		}
 	}
+	/* it restores again: a FINISH that waited for the others waits for its RESUMED now */
+	v->finish_deferred = false;
 	vmm_set_state(v, VMM_RESTORED);
 	manager_update_progress(m);
+	return 0;
+}
+
+/*
+ * FINISH v's session: 0, its VMM then an ordinary one again; or the
+ * kernel's refusal, logged and kept in finish_error, the session kept
+ * with its VMM (RESTORED), which may say RESUMED again.
+ */
+static int vmm_finish_session(Manager *m, Vmm *v)
+{
+	ReportVm *rv;
+	int r;
+
+	r = luo_finish(v->session_fd);
+	v->finish_error = r < 0 ? r : 0;
+	if (r == -EBUSY)
+		return log_warning_errno(r, "VMM %s resumed, but the kernel refused to finish its "
+					 "session (%m): a device it took over is not attached to a "
+					 "domain that maps its guest's memory as before. The device "
+					 "still translates through the handed-over page tables; the "
+					 "session is kept until RESUMED succeeds", v->vm_id);
+	if (r < 0)
+		return log_warning_errno(r, "Cannot finish the session of VMM %s: %m; the session is "
+					 "kept until RESUMED succeeds", v->vm_id);
+	/* the kernel moved its devices to the domains it attached */
+	v->hot_swapped = v->n_devices > 0;
+
+	rv = report_vm(m->update->report, v->vm_id);
+	if (rv)
+		rv->outcome = REPORT_VM_RESUMED;
+	log_info("VMM %s resumed; session finished%s", v->vm_id,
+		 v->hot_swapped ? ", its devices are on their new domains" : "");
+	vmm_drop_session(v);
+	/* from now on an ordinary VMM, ready for the next update */
+	vmm_set_state(v, VMM_REGISTERED);
 	return 0;
 }
 
@@ -340,23 +405,41 @@ int manager_vmm_resumed(Manager *m, Vmm *v)
 
 	/* the VM runs from here; finishing its session is the daemon's business */
 	(void)handover_clock_now(&tsc);
-	r = luo_finish(v->session_fd);
-	if (r < 0)
-		return log_warning_errno(r, "Cannot finish the session of VMM %s: %m", v->vm_id);
-
-	v->resumed_us = manager_now();
-	rv = report_vm(m->update->report, v->vm_id);
-	if (rv) {
-		rv->resumed_us = v->resumed_us;
-		rv->resumed_tsc = tsc;
-		rv->outcome = REPORT_VM_RESUMED;
+	/* a RESUMED again after a refused FINISH: the first one is when the VM ran */
+	if (!v->resumed_us) {
+		v->resumed_us = manager_now();
+		rv = report_vm(m->update->report, v->vm_id);
+		if (rv) {
+			rv->resumed_us = v->resumed_us;
+			rv->resumed_tsc = tsc;
+		}
 	}
-	log_info("VMM %s resumed; session finished", v->vm_id);
-	vmm_drop_session(v);
-	/* from now on an ordinary VMM, ready for the next update */
-	vmm_set_state(v, VMM_REGISTERED);
+	if (finish_deferred(v->n_devices, manager_count_vmms(m, VMM_AWAITING))) {
+		if (!v->finish_deferred)
+			log_info("VMM %s resumed; its session is finished once no VMM awaits its "
+				 "restore (the check of its devices' new domains would hold them up)",
+				 v->vm_id);
+		v->finish_deferred = true;
+		return 0;
+	}
+	r = vmm_finish_session(m, v);
+	if (r < 0)
+		return r;
 	manager_update_progress(m);
 	return 0;
+}
+
+void manager_finish_deferred(Manager *m)
+{
+	for (size_t i = 0; i < m->n_vmms; i++) {
+		Vmm *v = m->vmms[i];
+
+		if (!v->finish_deferred)
+			continue;
+		v->finish_deferred = false;
+		/* a refusal is logged and shown (finish_error); its VMM may say RESUMED again */
+		(void)vmm_finish_session(m, v);
+	}
 }
 
 int manager_release_vmm(Manager *m, const char *vm_id, ControlError *ret_code, char **ret_message)
@@ -383,12 +466,33 @@ int manager_release_vmm(Manager *m, const char *vm_id, ControlError *ret_code, c
 		return -EBUSY;
 	}
 
-	/* FINISH frees whatever the VMM never retrieved: that is the point of releasing. */
+	/*
+	 * FINISH frees whatever the VMM never retrieved: that is the point of
+	 * releasing. A refused FINISH (a device the VMM took over and still
+	 * holds, without a new domain) changes nothing in the kernel, and
+	 * closing the session then would strand it, memory and device with
+	 * it, until the next reboot: keep it, so a later release can succeed.
+	 */
 	r = luo_finish(v->session_fd);
-	if (r < 0)
-		log_warning_errno(r, "Cannot finish the session of VMM %s: %m", v->vm_id);
+	v->finish_error = r < 0 ? r : 0;
+	if (r < 0) {
+		log_warning_errno(r, "Cannot release VM %s: the kernel refused to finish its session "
+				  "(%m); it is kept", v->vm_id);
+		if (ret_code) {
+			*ret_code = CONTROL_ERROR_BAD_STATE;
+			errno = -r;
+			r = asprintf(ret_message, "VM %s's session cannot be finished yet: %m; its VMM "
+				     "must attach its device to a new domain, or close it", vm_id);
+			if (r < 0)
+				*ret_message = NULL;
+		}
+		return -EBUSY;
+	}
 	log_notice("Released VM %s: its preserved memory is freed", v->vm_id);
+	v->finish_deferred = false;
 	vmm_drop_session(v);
+	/* FINISH succeeded: a device nobody took over was made safe by the kernel */
+	vmm_forget_devices(v);
 	vmm_set_state(v, VMM_RELEASED);
 	manager_update_progress(m);
 	return 0;

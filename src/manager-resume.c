@@ -144,6 +144,10 @@ static int resume_prepared(Manager *m, UpdateFile *f)
 	r = ensure_kexec_loaded(u);
 	if (r < 0)
 		return r;
+	/* what prepare found of the kernels' support for devices is not in the file */
+	r = manager_update_device_refusal(m, u);
+	if (r < 0)
+		return log_error_errno(r, "Cannot check the kernels' support for devices: %m");
 	u->session_fd = manager_take_held(m, MANIFEST_SESSION_NAME, false);
 	if (u->session_fd < 0)
 		return log_error_errno(u->session_fd, "The session " MANIFEST_SESSION_NAME
@@ -155,7 +159,9 @@ static int resume_prepared(Manager *m, UpdateFile *f)
 		return log_oom();
 	vms->vms = TAKE_PTR(u->manifest->vms);
 	vms->n_vms = u->manifest->n_vms;
+	vms->n_devices = u->manifest->n_devices;
 	u->manifest->n_vms = 0;
+	u->manifest->n_devices = 0;
 
 	m->update = TAKE_PTR(u);
 	r = resume_vmms(m, vms);
@@ -275,6 +281,8 @@ void manager_persist_update(Manager *m, UpdateState state)
 		if (!v->vm_id[0] || v->session_fd < 0 || v->state < VMM_PREPARING || v->state > VMM_FROZEN)
 			continue;
 		r = manifest_add_vm(man, v->vm_id, v->session_name, v->cred.uid, v->tokens, v->n_tokens);
+		if (r >= 0)
+			r = vmm_devices_to_manifest(v, man, man->n_vms - 1);
 		if (r < 0)
 			return (void)log_error_errno(r, "Cannot record VM %s: %m", v->vm_id);
 	}

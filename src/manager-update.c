@@ -52,6 +52,7 @@ Update *update_free(Update *u)
 	free(u->kernel_image);
 	free(u->initrd);
 	free(u->cmdline);
+	free(u->device_refusal);
 	free(u);
 	return NULL;
 }
@@ -106,7 +107,7 @@ int manager_set_state(Manager *m, UpdateEvent event)
 	return 0;
 }
 
-static bool vmm_in_update(const Vmm *v)
+bool vmm_in_update(const Vmm *v)
 {
 	return v->vm_id[0] && v->state >= VMM_PREPARING && v->state <= VMM_FROZEN;
 }
@@ -134,8 +135,9 @@ static int create_session(Manager *m, int luo_fd, Vmm *v)
 {
 	int fd;
 
-	/* a new update: forget the last one's times */
+	/* a new update: forget the last one's times and devices */
 	v->freeze_requested_us = v->frozen_us = v->restored_us = v->resumed_us = 0;
+	vmm_forget_devices(v);
 	snprintf(v->session_name, sizeof(v->session_name), "lu.%s.%s", m->update->tag, v->vm_id);
 	fd = luo_create_session(luo_fd, v->session_name);
 	if (fd < 0)
@@ -228,11 +230,14 @@ static int open_image(const char *path, const char *what, ControlError *ret_code
 
 /*
  * Refuse what is no bzImage, and a next kernel that would boot without
- * finding the guests' memory.
+ * finding the guests' memory. Its support for taking devices over goes to
+ * ret_devices, for the caller to judge.
  */
-static int check_next_kernel(int kfd, const char *image, ControlError *ret_code, char **ret_message)
+static int check_next_kernel(Manager *m, int kfd, const char *image, DeviceSupport *ret_devices,
+			     ControlError *ret_code, char **ret_message)
 {
 	_cleanup_free_ char *config = NULL;
+	const char *boot_dir = m->config.boot_dir ?: "/boot";
 	char release[NEXT_KERNEL_RELEASE_MAX], missing[256];
 	int r;
 
@@ -245,11 +250,11 @@ static int check_next_kernel(int kfd, const char *image, ControlError *ret_code,
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
 				 "%s is not a bootable kernel image: %m", image);
 
-	r = next_kernel_find_config(image, release, &config);
+	r = next_kernel_find_config(image, release, m->config.boot_dir, &config);
 	if (r == -ENOENT)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
 				 "Cannot tell whether %s (linux %s) can receive a live update: no "
-				 "config-%s beside it or in /boot", image, release, release);
+				 "config-%s beside it or in %s", image, release, release, boot_dir);
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_KERNEL_IMAGE, r,
 				 "Cannot read the config of linux %s: %m", release);
@@ -264,13 +269,47 @@ static int check_next_kernel(int kfd, const char *image, ControlError *ret_code,
 				 "guests' memory would not survive the kexec",
 				 image, release, config, missing);
 	log_debug("Next kernel: linux %s, %s", release, config);
+	r = device_support_read(ret_devices, release, config);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r, "Out of memory");
+	return 0;
+}
+
+/* Devices are bound to vfio-pci, and a kernel cannot carry them over (why). */
+static int refuse_devices(const PciDevice *devs, size_t n, const char *why, ControlError *ret_code,
+			  char **ret_message)
+{
+	char list[512];
+
+	pci_format_devices(devs, n, list, sizeof(list));
+	return set_error(ret_code, ret_message, CONTROL_ERROR_DEVICE_NOT_PRESERVABLE, -EOPNOTSUPP,
+			 "%zu device(s) bound to vfio-pci: %s. %s; the update would reset them under "
+			 "their guests. Stop their VMs or unbind them from vfio-pci first", n, list, why);
+}
+
+/*
+ * With devices bound, both kernels must carry them. Without, the verdict
+ * is kept all the same: a device a VMM preserves later is refused by it.
+ */
+static int check_device_support(Update *u, const PciDevice *devs, size_t n,
+				const DeviceSupport *running, const DeviceSupport *next,
+				ControlError *ret_code, char **ret_message)
+{
+	int r = update_set_device_refusal(u, running, next);
+
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r, "Out of memory");
+	if (n > 0 && u->device_refusal)
+		return refuse_devices(devs, n, u->device_refusal, ret_code, ret_message);
 	return 0;
 }
 
 /* Checks and loading that fail fast, before any VMM hears of the update. */
-static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, ControlError *ret_code,
+static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, const PciDevice *devs,
+			  size_t n_devs, const DeviceSupport *running_devices, ControlError *ret_code,
 			  char **ret_message)
 {
+	_cleanup_(device_support_done) DeviceSupport next_devices = {};
 	_cleanup_close_ int kfd = -1, ifd = -1;
 	_cleanup_free_ char *running = NULL;
 	int r;
@@ -278,7 +317,11 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 	kfd = open_image(p->kernel, "kernel image", ret_code, ret_message);
 	if (kfd < 0)
 		return kfd;
-	r = check_next_kernel(kfd, p->kernel, ret_code, ret_message);
+	r = check_next_kernel(m, kfd, p->kernel, &next_devices, ret_code, ret_message);
+	if (r < 0)
+		return r;
+	r = check_device_support(u, devs, n_devs, running_devices, &next_devices, ret_code,
+				 ret_message);
 	if (r < 0)
 		return r;
 	if (p->initrd) {
@@ -318,33 +361,67 @@ static int prepare_kernel(Manager *m, Update *u, const PrepareParams *p, Control
 
 /*
  * A device bound to vfio-pci is DMAing into some guest's memory through the
- * IOMMU; the kexec would reset it and its translations under the guest.
- * Until the kernel can carry devices over, refuse, naming every one.
+ * IOMMU; the kexec would reset it under its guest unless both kernels can
+ * carry it over. The running kernel is asked here, before anything
+ * happens; the next one once its image names its release.
  */
-static int check_devices(Manager *m, ControlError *ret_code, char **ret_message)
+/* A device bound to a vfio-pci variant driver has no hand-over, whatever the kernels can do. */
+static int check_variant_drivers(const PciDevice *devs, size_t n, ControlError *ret_code,
+				 char **ret_message)
 {
-	_cleanup_free_ PciDevice *devs = NULL;
+	_cleanup_free_ PciDevice *variants = NULL;
+	size_t k = 0;
 	char list[512];
-	size_t n = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += pci_variant_driver(&devs[i]);
+	if (k == 0)
+		return 0;
+	variants = calloc(k, sizeof(PciDevice));
+	if (!variants)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, -ENOMEM, "Out of memory");
+	k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (pci_variant_driver(&devs[i]))
+			variants[k++] = devs[i];
+	pci_format_devices(variants, k, list, sizeof(list));
+	return set_error(ret_code, ret_message, CONTROL_ERROR_DEVICE_NOT_PRESERVABLE, -EOPNOTSUPP,
+			 "%zu device(s) bound to a vfio-pci variant driver (%s first): %s. Only "
+			 "vfio-pci itself is handed over; the update would reset them under their "
+			 "guests. Stop their VMs or unbind them first", k, variants[0].driver, list);
+}
+
+static int check_running_kernel(Manager *m, PciDevice **ret_devs, size_t *ret_n,
+				DeviceSupport *ret_running, ControlError *ret_code,
+				char **ret_message)
+{
+	char why[512];
 	int r;
 
-	r = pci_passthrough_devices(NULL, &devs, &n);
+	r = manager_bound_devices(m, ret_devs, ret_n);
 	if (r < 0)
 		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r,
-				 "Cannot list PCI devices: %m");
-	if (n == 0)
+				 "Cannot list PCI devices (is sysfs mounted?): %m");
+	r = check_variant_drivers(*ret_devs, *ret_n, ret_code, ret_message);
+	if (r < 0)
+		return r;
+	r = manager_running_support(m, ret_running);
+	if (r < 0)
+		return set_error(ret_code, ret_message, CONTROL_ERROR_INTERNAL, r,
+				 "Cannot read the running kernel's config: %m");
+	if (*ret_n == 0 || device_support_ok(ret_running))
 		return 0;
-	pci_format_devices(devs, n, list, sizeof(list));
-	return set_error(ret_code, ret_message, CONTROL_ERROR_DEVICE_NOT_PRESERVABLE, -EOPNOTSUPP,
-			 "%zu device(s) bound to vfio-pci: %s. " PCI_NOT_PRESERVABLE_REASON
-			 "; the update would reset them under their guests. Stop their VMs or unbind "
-			 "them from vfio-pci first", n, list);
+	device_support_explain(ret_running, "running", why, sizeof(why));
+	return refuse_devices(*ret_devs, *ret_n, why, ret_code, ret_message);
 }
 
 int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, char **ret_message)
 {
+	_cleanup_(device_support_done) DeviceSupport running_devices = {};
 	_cleanup_(update_freep) Update *u = NULL;
+	_cleanup_free_ PciDevice *devs = NULL;
 	_cleanup_close_ int luo_fd = -1;
+	size_t n_devs = 0;
 	int r;
 
 	if (m->state != UPDATE_IDLE)
@@ -357,7 +434,7 @@ int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, 
 				 "%zu session(s) of an interrupted update are held from the fd store; "
 				 "abort releases them", m->n_held);
 
-	r = check_devices(m, ret_code, ret_message);
+	r = check_running_kernel(m, &devs, &n_devs, &running_devices, ret_code, ret_message);
 	if (r < 0)
 		return r;
 
@@ -374,7 +451,7 @@ int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, 
 	u->prepare_timeout_ms = p->timeout_ms ?: m->config.prepare_timeout_ms;
 	u->manifest->prepare_start_us = u->report->phase_start[REPORT_PHASE_PREPARE];
 
-	r = prepare_kernel(m, u, p, ret_code, ret_message);
+	r = prepare_kernel(m, u, p, devs, n_devs, &running_devices, ret_code, ret_message);
 	if (r < 0)
 		return r;
 
@@ -447,6 +524,8 @@ static int preserve_manifest(Manager *m)
 			continue;
 		v->manifest_slot = man->n_vms;
 		r = manifest_add_vm(man, v->vm_id, v->session_name, v->cred.uid, v->tokens, v->n_tokens);
+		if (r >= 0)
+			r = vmm_devices_to_manifest(v, man, man->n_vms - 1);
 		if (r < 0)
 			return r;
 	}
@@ -466,6 +545,19 @@ static int preserve_manifest(Manager *m)
 	if (u->record_fd < 0)
 		return u->record_fd;
 	return luo_preserve_fd(u->session_fd, u->record_fd, COMMIT_RECORD_TOKEN);
+}
+
+/* The coverage check (manager-devices.c): a failure aborts the update like any other. */
+static int abort_uncovered(Manager *m)
+{
+	_cleanup_free_ char *message = NULL;
+	int r = manager_check_coverage(m, &message);
+
+	if (r >= 0)
+		return 0;
+	manager_abort(m, r == -EOPNOTSUPP ? CONTROL_ERROR_DEVICE_NOT_PRESERVABLE : CONTROL_ERROR_INTERNAL,
+		      r, "%s", message ?: "Cannot check the passed-through devices");
+	return r;
 }
 
 int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, char **ret_message)
@@ -488,6 +580,10 @@ int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, ch
 				 manager_absent_vmms(m, absent, sizeof(absent)));
 	}
 
+	/* a device bound to vfio-pci since prepare would be reset as well */
+	r = abort_uncovered(m);
+	if (r < 0)
+		return 0;
 	r = preserve_manifest(m);
 	if (r < 0) {
 		manager_abort(m, CONTROL_ERROR_INTERNAL, r, "Cannot preserve the manifest: %m");
@@ -608,6 +704,8 @@ void manager_update_progress(Manager *m)
 	case UPDATE_PREPARING:
 		if (any_vmm_in(m, VMM_PREPARING))
 			return;
+		if (abort_uncovered(m) < 0)
+			return;
 		disarm_timer(m);
 		now = manager_now();
 		report_phase_end(u->report, REPORT_PHASE_PREPARE, now);
@@ -628,6 +726,9 @@ void manager_update_progress(Manager *m)
 		(void)handover_clock_now(&u->frozen_tsc);
 		disarm_timer(m);
 		u->frozen_us = manager_now();
+		/* again, the last moment: a device bound since commit would be reset under its guest */
+		if (abort_uncovered(m) < 0)
+			return;
 		(void)manager_set_state(m, UPDATE_EVENT_ALL_FROZEN);
 		reboot_now(m);
 		return;
@@ -638,6 +739,7 @@ void manager_update_progress(Manager *m)
 		report_phase_end(u->report, REPORT_PHASE_RESTORE, manager_now());
 		report_phase_start(u->report, REPORT_PHASE_FINISH, u->report->phase_end[REPORT_PHASE_RESTORE]);
 		(void)manager_set_state(m, UPDATE_EVENT_ALL_RESTORED);
+		manager_finish_deferred(m);
 		_fallthrough_;
 	case UPDATE_FINISHING:
 		if (any_vmm_in(m, VMM_RESTORED))
@@ -696,6 +798,7 @@ void manager_abort(Manager *m, ControlError code, int error, const char *fmt, ..
 		vmm_drop_session(v);
 		if (!involved)
 			continue;
+		vmm_forget_devices(v);
 		if (v->fd >= 0 && vmm_send_thaw(v->fd, error < 0 ? error : -ECANCELED) < 0)
 			log_warning("Cannot send THAW to VMM %s", v->vm_id);
 		ReportVm *rv = report_vm(u->report, v->vm_id);

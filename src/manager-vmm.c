@@ -82,6 +82,7 @@ void vmm_remove(Vmm *v)
 		m->n_in_state[v->state]--;
 	vmm_disconnect(v);
 	vmm_drop_session(v);
+	vmm_forget_devices(v);
 	/* from the end: the one removed is most often the newest (a connection
 	 * that claimed its record) or, at exit, the last */
 	for (size_t i = m->n_vmms; i > 0; i--)
@@ -138,15 +139,25 @@ int manager_add_absent_vmm(Manager *m, const ManifestVm *mvm, VmmState s, int se
 	strcpy(v->session_name, mvm->session);
 	v->cred.uid = mvm->uid;
 	v->cred.pid = 0;
-	v->session_fd = session_fd;
 	if (mvm->n_tokens > 0) {
 		v->tokens = memdup(mvm->tokens, mvm->n_tokens * sizeof(uint64_t));
 		if (!v->tokens)
-			return -ENOMEM;
+			goto fail;
 	}
 	v->n_tokens = mvm->n_tokens;
+	if (mvm->n_devices > 0) {
+		v->devices = memdup(mvm->devices, mvm->n_devices * sizeof(PciSlot));
+		if (!v->devices)
+			goto fail;
+	}
+	v->n_devices = mvm->n_devices;
+	/* last: on failure the caller keeps the fd, and it has one owner */
+	v->session_fd = session_fd;
 	*ret = v;
 	return 0;
+fail:
+	vmm_remove(v);
+	return -ENOMEM;
 }
 
 static bool vmm_absent(const Vmm *v)
@@ -238,11 +249,16 @@ static int handle_preserve_fd(Vmm *v, const struct lu_vmm_token_msg *msg, int fd
 {
 	Manager *m = v->manager;
 	const char *module = NULL;
-	int r;
+	PciSlot slot;
+	int device, r;
 
 	r = check_token_request(v, msg->token);
 	if (r < 0)
 		return r;
+	/* a passed-through device: which one, for the coverage check and the next daemon */
+	device = vmm_device_of_fd(v, fd, slot);
+	if (device < 0)
+		return device;
 
 	/* The kernel decides what it can preserve; we only learn what it will need. */
 	if (modules_for_fd(fd, &module) < 0)
@@ -259,6 +275,13 @@ static int handle_preserve_fd(Vmm *v, const struct lu_vmm_token_msg *msg, int fd
 		return r;
 	if (module && manifest_add_module(m->update->manifest, module) < 0)
 		log_warning("Cannot record module %s for VMM %s", module, v->vm_id);
+	if (device) {
+		r = vmm_add_device(v, slot);
+		if (r < 0)
+			return r;
+		log_info("VMM %s preserved device %s (token %llu)", v->vm_id, slot,
+			 (unsigned long long)msg->token);
+	}
 	return 0;
 }
 

@@ -15,6 +15,7 @@
  *   manager-report.c   status, VMM list, reports
  *   manager-held.c     sessions a previous instance left in the fd store
  *   manager-resume.c   the update a previous instance left before the kexec
+ *   manager-devices.c  passed-through devices: support, tracking, coverage
  */
 
 #include <json-c/json.h>
@@ -26,9 +27,12 @@
 #include <liveupdate/vmm-protocol.h>
 
 #include "control-protocol.h"
+#include "device-support.h"
 #include "luo-uapi.h"
 #include "macro.h"
 #include "manifest.h"
+#include "pci-slot.h"
+#include "pci.h"
 #include "report.h"
 #include "time-util.h"
 #include "update-state.h"
@@ -48,6 +52,8 @@ typedef struct Config {
 	char *state_dir;
 	char *modules_dir;  /* NULL: libkmod's default */
 	char *proc_cmdline; /* NULL: /proc/cmdline */
+	char *boot_dir;     /* kernels' configs; NULL: /boot */
+	char *sysfs_dir;    /* NULL: /sys */
 	gid_t group;        /* may use both APIs besides root; (gid_t)-1: nobody else */
 	unsigned max_vmms;
 	unsigned max_fds_per_vmm;
@@ -81,6 +87,13 @@ struct Vmm {
 	bool absent;  /* recreated by a restarted daemon, its VMM not back yet */
 	size_t manifest_slot; /* its entry in the manifest, from commit on */
 
+	/* Devices it preserved through us in its last update, one token each. */
+	PciSlot *devices;
+	size_t n_devices;
+	bool hot_swapped; /* that update's session was finished with them on it */
+	int finish_error; /* the kernel refused FINISH at its last RESUMED: negative errno */
+	bool finish_deferred; /* resumed; FINISH waits until no VMM awaits its restore */
+
 	usec_t freeze_requested_us, frozen_us, restored_us, resumed_us;
 };
 
@@ -94,6 +107,7 @@ typedef struct Update {
 	int record_fd;  /* the commit record, preserved at commit */
 	size_t record_capacity;
 	Manifest *manifest; /* modules gathered during prepare; after the kexec, what was read */
+	char *device_refusal; /* why the kernels cannot carry devices over; NULL: they can */
 
 	Report *report;
 	sd_event_source *timer; /* the deadline of the current phase */
@@ -189,6 +203,8 @@ void manager_forget_client(Manager *m, ControlClient *c);
 
 /* manager-update.c */
 int manager_set_state(Manager *m, UpdateEvent event);
+/* v has a part in the update in flight before the kexec (preparing to frozen). */
+bool vmm_in_update(const Vmm *v);
 int manager_prepare(Manager *m, const PrepareParams *p, ControlError *ret_code, char **ret_message);
 int manager_commit(Manager *m, const CommitParams *p, ControlError *ret_code, char **ret_message);
 /* Roll back everything before the kexec; VMMs are thawed and sessions closed. */
@@ -213,11 +229,40 @@ void manager_persist_update(Manager *m, UpdateState state);
 /* The VMM of an absent record of the resumed update said HELLO again. */
 int manager_vmm_reconnected(Manager *m, Vmm *v, uint32_t seq);
 
+/* manager-devices.c */
+/* The devices bound to vfio-pci now (libpci, under --sysfs-dir). */
+int manager_bound_devices(Manager *m, PciDevice **ret, size_t *ret_n);
+/* The running kernel's support for carrying devices over (its config in --boot-dir). */
+int manager_running_support(Manager *m, DeviceSupport *ret);
+/* Set u->device_refusal from both kernels' support. */
+int update_set_device_refusal(Update *u, const DeviceSupport *running, const DeviceSupport *next);
+/* The same, the next kernel's read again from u->kernel_image (a resumed update). */
+int manager_update_device_refusal(Manager *m, Update *u);
+/*
+ * PRESERVE_FD of fd by v: 1 and the slot when fd is a VFIO device file
+ * that may be preserved, 0 when it is no device file, or a refusal.
+ */
+int vmm_device_of_fd(Vmm *v, int fd, PciSlot ret);
+int vmm_add_device(Vmm *v, const char *slot);
+void vmm_forget_devices(Vmm *v);
+/* Add v's devices to its entry (index vm) of man. */
+int vmm_devices_to_manifest(const Vmm *v, Manifest *man, size_t vm);
+/*
+ * Was every device bound to vfio-pci preserved by a VMM of the update?
+ * 0; -EOPNOTSUPP with *ret_message naming the others; or another negative
+ * errno (with a message) when they cannot be listed.
+ */
+int manager_check_coverage(Manager *m, char **ret_message);
+json_object *manager_devices_json(Manager *m);
+json_object *vmm_devices_json(const Vmm *v);
+
 /* manager-restore.c */
 /* At start: pick up an update the previous kernel handed over, if any. */
 int manager_restore_incoming(Manager *m);
 /* A VMM with a pending restore said HELLO. */
 int manager_restore_vmm(Manager *m, Vmm *v);
-/* A restored VMM runs again: finish its session. */
+/* A restored VMM runs again: finish its session, now or (devices) once no VMM awaits. */
 int manager_vmm_resumed(Manager *m, Vmm *v);
+/* No VMM awaits its restore any more: FINISH the sessions that waited for that. */
+void manager_finish_deferred(Manager *m);
 int manager_release_vmm(Manager *m, const char *vm_id, ControlError *ret_code, char **ret_message);

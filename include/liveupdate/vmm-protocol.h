@@ -38,6 +38,10 @@
  *   RESUMED                       ->                           VM runs again
  *                                 <-   REPLY                   session finished
  *
+ * A REPLY to RESUMED with an error (-EBUSY: the kernel refused to finish
+ * the session, a passed-through device has no correct new domain yet)
+ * leaves the session as it was; the VMM may send RESUMED again.
+ *
  * Requests from the VMM carry a seq that the REPLY echoes; messages the
  * daemon starts (PREPARE, FREEZE, THAW, RESTORE) have seq 0 and may arrive
  * while a VMM waits for a reply. A VMM that closes its socket outside an

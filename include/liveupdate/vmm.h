@@ -103,7 +103,18 @@ int lu_vmm_next_event(struct lu_vmm *vmm, struct lu_vmm_event *ret);
 /* Block up to timeout_ms (-1: forever) for the next event; 0 when the time ran out. */
 int lu_vmm_wait_event(struct lu_vmm *vmm, int timeout_ms, struct lu_vmm_event *ret);
 
-/* During PREPARE: hand fd to the daemon, which preserves it under token. */
+/*
+ * During PREPARE: hand fd to the daemon, which preserves it under token.
+ *
+ * Passed-through devices go this way, in the order the kernel wants them
+ * (the guest RAM memfd, the iommufd, then the VFIO device file; -ENOLINK
+ * otherwise): the daemon recognises a device file and records its PCI
+ * device, and an update in which a device bound to vfio-pci was preserved
+ * by no VMM fails (device-not-preservable). A device file preserved with
+ * lu_vmm_session_preserve_fd() cannot be seen by the daemon, so it counts
+ * as not preserved. -EOPNOTSUPP: a kernel cannot carry devices over;
+ * -EBUSY: another VMM preserved that device.
+ */
 int lu_vmm_preserve_fd(struct lu_vmm *vmm, int fd, uint64_t token);
 /*
  * During PREPARE, for fds only their owner can preserve (KVM): get the LUO
@@ -119,7 +130,14 @@ int lu_vmm_frozen(struct lu_vmm *vmm);
 
 /* After RESTORE: the file preserved under token, as a new O_CLOEXEC fd owned by the caller. */
 int lu_vmm_restored_fd(struct lu_vmm *vmm, uint64_t token);
-/* After RESTORE, once the VM runs again: the daemon finishes the session. */
+/*
+ * After RESTORE, once the VM runs again: the daemon finishes the session,
+ * which moves each passed-through device from the handed-over page tables
+ * to the domain the VMM attached it to since. -EBUSY: the kernel refused,
+ * a device has no such domain yet (or one that does not map the guest's
+ * memory as before). Nothing is lost: the device still translates through
+ * the old tables and the session stays; attach it and call this again.
+ */
 int lu_vmm_resumed(struct lu_vmm *vmm);
 
 const char *lu_vmm_event_type_to_string(enum lu_vmm_event_type t);

@@ -96,15 +96,21 @@ int modules_for_fd(int fd, const char **ret)
 {
 	char link[64], target[256];
 	struct statfs sfs;
+	struct stat st;
 	ssize_t n;
 
-	if (fstatfs(fd, &sfs) < 0)
+	if (fstat(fd, &st) < 0 || fstatfs(fd, &sfs) < 0)
 		return negative_errno();
-	/* memfd: shmem, handler built in */
-	if ((unsigned long)sfs.f_type == TMPFS_MAGIC) {
+	/*
+	 * memfd: a regular shmem file, handler built in. Not any file on a
+	 * tmpfs: device nodes live on devtmpfs, which says tmpfs too.
+	 */
+	if (S_ISREG(st.st_mode) && (unsigned long)sfs.f_type == TMPFS_MAGIC) {
 		*ret = NULL;
 		return 0;
 	}
+	if (!S_ISCHR(st.st_mode))
+		return -EOPNOTSUPP;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, target, sizeof(target) - 1);

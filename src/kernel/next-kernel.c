@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "kconfig.h"
 #include "kexec.h"
 #include "macro.h"
 #include "next-kernel.h"
@@ -19,8 +19,6 @@
  */
 #define BZIMAGE_VERSION_PTR_OFFSET 0x20e
 #define BZIMAGE_SETUP_BASE 0x200
-
-DEFINE_FREEP(FILE, fclose)
 
 /* Without these the handed-over memory is not found again. */
 static const char *const required_options[] = {
@@ -77,7 +75,8 @@ static int config_in(const char *dir, size_t dir_len, const char *release, char 
 	return 0;
 }
 
-int next_kernel_find_config(const char *image_path, const char *release, char **ret_path)
+int next_kernel_find_config(const char *image_path, const char *release, const char *boot_dir,
+			    char **ret_path)
 {
 	const char *slash = strrchr(image_path, '/');
 	int r;
@@ -89,50 +88,12 @@ int next_kernel_find_config(const char *image_path, const char *release, char **
 		r = config_in(".", 1, release, ret_path);
 	if (r != -ENOENT)
 		return r;
-	return config_in("/boot", strlen("/boot"), release, ret_path);
+	boot_dir = boot_dir ?: "/boot";
+	return config_in(boot_dir, strlen(boot_dir), release, ret_path);
 }
 
 int next_kernel_check_config(const char *config_path, char *missing, size_t size)
 {
-	_cleanup_(fclosep) FILE *f = fopen(config_path, "re");
-	bool have[ARRAY_SIZE(required_options)] = {};
-	bool line_start = true;
-	char line[512];
-	int n_missing = 0;
-	size_t used = 0;
-
-	if (!f)
-		return negative_errno();
-	while (fgets(line, sizeof(line), f)) {
-		/* the rest of a long line (a string value) is not an option */
-		bool at_start = line_start;
-
-		line_start = strchr(line, '\n') != NULL;
-		if (!at_start)
-			continue;
-		for (size_t i = 0; i < ARRAY_SIZE(required_options); i++) {
-			size_t len = strlen(required_options[i]);
-
-			if (strncmp(line, required_options[i], len) == 0 &&
-			    strncmp(line + len, "=y\n", 3) == 0)
-				have[i] = true;
-		}
-	}
-	if (ferror(f))
-		return -EIO;
-
-	if (size > 0)
-		missing[0] = '\0';
-	for (size_t i = 0; i < ARRAY_SIZE(required_options); i++) {
-		int w;
-
-		if (have[i])
-			continue;
-		n_missing++;
-		if (used >= size)
-			continue;
-		w = snprintf(missing + used, size - used, "%s%s", used ? ", " : "", required_options[i]);
-		used += w > 0 ? (size_t)w : 0;
-	}
-	return n_missing;
+	return kconfig_missing(config_path, required_options, ARRAY_SIZE(required_options), missing,
+			       size);
 }

@@ -24,9 +24,10 @@ int next_kernel_release(int kernel_fd, char ret[static NEXT_KERNEL_RELEASE_MAX])
 
 /*
  * The config of release: config-RELEASE in the directory of image_path, then
- * in /boot. -ENOENT when there is none.
+ * in boot_dir (NULL: /boot). -ENOENT when there is none.
  */
-int next_kernel_find_config(const char *image_path, const char *release, char **ret_path);
+int next_kernel_find_config(const char *image_path, const char *release, const char *boot_dir,
+			    char **ret_path);
 
 /*
  * Check a kernel config for what receiving a live update takes. Writes the

@@ -30,14 +30,16 @@ int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n)
 
 	/*
 	 * libpci's error callback must not return, and its default exits the
-	 * process: never let it reach one. No PCI sysfs means no devices.
+	 * process: never let it reach one. No PCI sysfs is an error, not "no
+	 * devices": a device bound there would go unchecked.
 	 */
-	snprintf(devices, sizeof(devices), "%s/devices", sysfs_path ?: "/sys/bus/pci");
-	if (access(devices, R_OK | X_OK) < 0) {
-		*ret = NULL;
-		*n = 0;
-		return 0;
-	}
+	*ret = NULL;
+	*n = 0;
+	if ((size_t)snprintf(devices, sizeof(devices), "%s/devices", sysfs_path ?: "/sys/bus/pci") >=
+	    sizeof(devices))
+		return -ENAMETOOLONG;
+	if (access(devices, R_OK | X_OK) < 0)
+		return negative_errno();
 
 	pacc = pci_alloc();
 	if (!pacc)
@@ -56,7 +58,8 @@ int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n)
 
 		pci_fill_info(d, PCI_FILL_IDENT | PCI_FILL_DRIVER | PCI_FILL_IOMMU_GROUP);
 		driver = pci_get_string_property(d, PCI_FILL_DRIVER);
-		if (!driver || strcmp(driver, "vfio-pci") != 0)
+		/* vfio-pci and its variant drivers (mlx5_vfio_pci, ...): all pass a device through */
+		if (!driver || !strstr(driver, "vfio"))
 			continue;
 
 		a = reallocarray(list, count + 1, sizeof(PciDevice));
@@ -76,6 +79,11 @@ int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n)
 	*n = count;
 	*ret = TAKE_PTR(list);
 	return 0;
+}
+
+bool pci_variant_driver(const PciDevice *d)
+{
+	return strcmp(d->driver, "vfio-pci") != 0;
 }
 
 void pci_format_devices(const PciDevice *devs, size_t n, char *buf, size_t size)

@@ -3,9 +3,9 @@
 
 /*
  * PCI inventory through libpci: the devices passed through to VMs (bound
- * to vfio-pci), their IOMMU groups, and whether their state can be carried
- * over. sysfs_path NULL means libpci's default (/sys/bus/pci); tests hand
- * it a directory of their own.
+ * to vfio-pci) and their IOMMU groups. Whether they can be carried over
+ * is device-support.h's. sysfs_path NULL means libpci's default
+ * (/sys/bus/pci); tests hand it a directory of their own.
  */
 
 #include <stdbool.h>
@@ -19,12 +19,16 @@ typedef struct PciDevice {
 	int iommu_group; /* -1 when none */
 } PciDevice;
 
-/* Why a device bound to vfio-pci cannot be updated under, for status and prepare. */
-#define PCI_NOT_PRESERVABLE_REASON \
-	"The running kernel has no live-update handler for vfio-pci devices"
-
-/* Every device bound to vfio-pci. *ret is malloc'd (may be NULL when *n == 0). */
+/*
+ * Every device bound to vfio-pci or a variant of it (a driver whose name
+ * has "vfio"; only vfio-pci itself can be handed over, see
+ * pci_variant_driver()). *ret is malloc'd (may be NULL when *n == 0).
+ * A negative errno when the PCI sysfs is missing or unreadable.
+ */
 int pci_passthrough_devices(const char *sysfs_path, PciDevice **ret, size_t *n);
+
+/* Bound to a vfio-pci variant driver, which nothing hands over. */
+bool pci_variant_driver(const PciDevice *d);
 
 /*
  * "0000:00:03.0 [1234:11e8] IOMMU group 3, ..." for messages: as many

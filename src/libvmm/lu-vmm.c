@@ -914,7 +914,9 @@ int lu_vmm_restored_fd(struct lu_vmm *vmm, uint64_t token)
  * @vmm: the connection
  *
  * The daemon finishes the session, which frees every file not retrieved;
- * once it acknowledged, the library closes its session fd.
+ * once it acknowledged, the library closes its session fd. When the kernel
+ * refuses to finish it (-EBUSY: a passed-through device has no correct new
+ * domain attached), the session stays and this may be called again.
  *
  * Return: 0 or a negative errno.
  */

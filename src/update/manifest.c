@@ -32,8 +32,10 @@ Manifest *manifest_free(Manifest *m)
 	for (size_t i = 0; i < m->n_modules; i++)
 		free(m->modules[i]);
 	free(m->modules);
-	for (size_t i = 0; i < m->n_vms; i++)
+	for (size_t i = 0; i < m->n_vms; i++) {
 		free(m->vms[i].tokens);
+		free(m->vms[i].devices);
+	}
 	free(m->vms);
 	free(m);
 	return NULL;
@@ -114,6 +116,29 @@ int manifest_add_vm(Manifest *m, const char *vm_id, const char *session, uid_t u
 	return 0;
 }
 
+int manifest_add_device(Manifest *m, size_t vm, const char *slot)
+{
+	ManifestVm *v;
+	PciSlot *a;
+
+	if (vm >= m->n_vms || !pci_slot_valid(slot))
+		return -EINVAL;
+	v = &m->vms[vm];
+	/* a device is one preserved file: the tokens bound the list */
+	if (v->n_devices >= v->n_tokens || m->n_devices >= MANIFEST_DEVICES_MAX)
+		return -E2BIG;
+	for (size_t k = 0; k < v->n_devices; k++)
+		if (strcmp(v->devices[k], slot) == 0)
+			return -EEXIST;
+	a = reallocarray(v->devices, v->n_devices + 1, sizeof(PciSlot));
+	if (!a)
+		return -ENOMEM;
+	v->devices = a;
+	strcpy(v->devices[v->n_devices++], slot);
+	m->n_devices++;
+	return 0;
+}
+
 static json_object *json_string_or_null(const char *s)
 {
 	return s ? json_object_new_string(s) : NULL;
@@ -153,6 +178,7 @@ int manifest_to_json(const Manifest *m, char **ret, size_t *ret_len)
 	for (size_t i = 0; i < m->n_vms; i++) {
 		const ManifestVm *vm = &m->vms[i];
 		json_object *v = json_object_new_object(), *tokens = json_object_new_array();
+		json_object *devices = json_object_new_array();
 
 		json_object_object_add(v, "vm_id", json_object_new_string(vm->vm_id));
 		json_object_object_add(v, "session", json_object_new_string(vm->session));
@@ -160,6 +186,9 @@ int manifest_to_json(const Manifest *m, char **ret, size_t *ret_len)
 		for (size_t k = 0; k < vm->n_tokens; k++)
 			json_object_array_add(tokens, json_object_new_uint64(vm->tokens[k]));
 		json_object_object_add(v, "tokens", tokens);
+		for (size_t k = 0; k < vm->n_devices; k++)
+			json_object_array_add(devices, json_object_new_string(vm->devices[k]));
+		json_object_object_add(v, "devices", devices);
 		json_object_array_add(vms, v);
 	}
 	json_object_object_add(o, "vms", vms);
@@ -266,6 +295,52 @@ static int parse_update_id(json_object *o, char ret[static LU_UPDATE_ID_MAX + 1]
 	return 0;
 }
 
+/* Forget the device lists of VMs [from, to): the restore needs none of them. */
+static void drop_devices(Manifest *m, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		m->n_devices -= m->vms[i].n_devices;
+		free(m->vms[i].devices);
+		m->vms[i].devices = NULL;
+		m->vms[i].n_devices = 0;
+	}
+	m->devices_dropped = true;
+}
+
+/*
+ * The devices of the VM just added; none when the member is absent (an
+ * older writer). A malformed list is dropped rather than refused: the
+ * kernel carries the devices either way, and refusing the manifest would
+ * leave every VM's memory unrestored.
+ */
+static int parse_devices(Manifest *m, json_object *v)
+{
+	json_object *devices;
+
+	if (!json_object_object_get_ex(v, "devices", NULL))
+		return 0;
+	devices = member(v, "devices", json_type_array);
+	if (!devices || json_object_array_length(devices) > LU_VMM_FDS_MAX) {
+		drop_devices(m, m->n_vms - 1, m->n_vms);
+		return 0;
+	}
+	for (size_t k = 0; k < json_object_array_length(devices); k++) {
+		json_object *e = json_object_array_get_idx(devices, k);
+		int r = -EBADMSG;
+
+		if (json_object_is_type(e, json_type_string) &&
+		    strlen(json_object_get_string(e)) == (size_t)json_object_get_string_len(e))
+			r = manifest_add_device(m, m->n_vms - 1, json_object_get_string(e));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			drop_devices(m, m->n_vms - 1, m->n_vms);
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static int parse_vm(Manifest *m, json_object *v)
 {
 	json_object *id = member(v, "vm_id", json_type_string), *session = member(v, "session", json_type_string);
@@ -296,6 +371,34 @@ static int parse_vm(Manifest *m, json_object *v)
 	if (manifest_add_vm(m, json_object_get_string(id), json_object_get_string(session),
 			    (uid_t)uid, t, n) < 0)
 		return -EBADMSG;
+	return parse_devices(m, v);
+}
+
+static int compare_slots(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* A device is preserved in one session only: a slot twice over all VMs drops every list. */
+static int check_devices_unique(Manifest *m)
+{
+	_cleanup_free_ PciSlot *all = NULL;
+	size_t n = 0;
+
+	if (m->n_devices == 0)
+		return 0;
+	all = calloc(m->n_devices, sizeof(PciSlot));
+	if (!all)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_vms; i++)
+		for (size_t k = 0; k < m->vms[i].n_devices; k++)
+			memcpy(all[n++], m->vms[i].devices[k], sizeof(PciSlot));
+	qsort(all, n, sizeof(PciSlot), compare_slots);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(all[i - 1], all[i]) == 0) {
+			drop_devices(m, 0, m->n_vms);
+			break;
+		}
 	return 0;
 }
 
@@ -354,6 +457,9 @@ int manifest_from_json(const char *buf, size_t len, Manifest **ret)
 		if (r < 0)
 			return r;
 	}
+	r = check_devices_unique(m);
+	if (r < 0)
+		return r;
 
 	*ret = TAKE_PTR(m);
 	return 0;

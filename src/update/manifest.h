@@ -11,11 +11,17 @@
  * numbers. Since version 2 it also carries raw TSC stamps (handover-clock.h),
  * the only clock whose differences mean something across the kexec.
  *
+ * Each VM lists the passed-through devices (PCI slots) it preserved
+ * through the daemon, so that the next daemon knows whose session carries
+ * which device. The list came later within version 1: a manifest without
+ * it reads as a VM without devices, and an older reader ignores it.
+ *
  * Both are versioned. The reader trusts nothing: every field is checked and
  * an unknown version is refused with -EPROTONOSUPPORT. A version 1 commit
  * record (no TSC stamps) is still read: its writer may be an older daemon.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -23,6 +29,7 @@
 
 #include "luo-uapi.h"
 #include "macro.h"
+#include "pci-slot.h"
 #include "time-util.h"
 
 #define MANIFEST_VERSION 1
@@ -34,6 +41,7 @@
 #define MANIFEST_MODULES_MAX 64
 #define MANIFEST_MODULE_NAME_MAX 64
 #define MANIFEST_VMS_MAX 65536
+#define MANIFEST_DEVICES_MAX 4096 /* over every VM */
 
 typedef struct ManifestVm {
 	char vm_id[LU_VM_ID_MAX + 1];
@@ -41,6 +49,8 @@ typedef struct ManifestVm {
 	uid_t uid;
 	uint64_t *tokens; /* every token in the session, daemon- or self-preserved */
 	size_t n_tokens;
+	PciSlot *devices; /* devices preserved through the daemon, one token each */
+	size_t n_devices;
 } ManifestVm;
 
 typedef struct Manifest {
@@ -53,6 +63,9 @@ typedef struct Manifest {
 	usec_t prepare_start_us, prepare_end_us, commit_us; /* CLOCK_REALTIME */
 	ManifestVm *vms;
 	size_t n_vms;
+	size_t n_devices; /* over every VM */
+	/* a device list read was malformed and dropped: bookkeeping only, the memory is restored */
+	bool devices_dropped;
 } Manifest;
 
 typedef struct CommitRecord {
@@ -72,6 +85,13 @@ DEFINE_FREEP(CommitRecord, commit_record_free)
 /* Append a VM; tokens are copied. */
 int manifest_add_vm(Manifest *m, const char *vm_id, const char *session, uid_t uid,
 		    const uint64_t *tokens, size_t n_tokens);
+/*
+ * Record that VM vm (an index) preserved the device at slot: at most one
+ * device per token, MANIFEST_DEVICES_MAX in all, each once (-EEXIST). That
+ * no two VMs name the same device is the caller's to ensure (the reader
+ * checks it).
+ */
+int manifest_add_device(Manifest *m, size_t vm, const char *slot);
 /* Add a module name once. */
 int manifest_add_module(Manifest *m, const char *module);
 

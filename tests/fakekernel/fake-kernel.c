@@ -71,6 +71,7 @@ struct pfile {
 	dev_t dev;
 	ino_t ino;
 	bool retrieved;
+	bool device; /* a character device (device-files), carried by reference */
 };
 
 struct session {
@@ -117,6 +118,10 @@ struct server {
 	bool stall_reboot; /* the next reboot(KEXEC) neither jumps nor returns */
 	int stalled_fd;	   /* the connection of the reboot() kept waiting, or -1 */
 	uint64_t stalled_reboots;
+	bool device_files; /* PRESERVE_FD takes character devices, as the vfio-pci handler */
+	int fail_finish;   /* positive errno FINISH fails with, 0: it succeeds */
+	char fail_finish_session[LUO_SESSION_NAME_SIZE]; /* only this one's; "": every one */
+	uint64_t finish_failures;
 	bool dirty;
 };
 
@@ -224,10 +229,30 @@ static int server_add_session(struct server *s, struct session *se)
 	return 0;
 }
 
+/* fail-finish: a handler's .can_finish() refuses, as vfio-pci's does without a new domain. */
+static bool finish_refused(struct server *s, const struct session *se)
+{
+	return s->fail_finish && (!s->fail_finish_session[0] ||
+				  strncmp(s->fail_finish_session, se->name, LUO_SESSION_NAME_SIZE) == 0);
+}
+
 /* The kernel's luo_session_release(): the last session fd was closed. */
 static void session_release(struct server *s, size_t i)
 {
-	/* Retrieved: finish (files never retrieved are freed). Outgoing: cancel. */
+	struct session *se = s->sessions[i];
+
+	/*
+	 * Retrieved: finish (files never retrieved are freed). The kernel
+	 * returns early when that finish is refused: the session stays,
+	 * stranded (nobody can retrieve it again) until the next kexec.
+	 */
+	if (se->incoming && se->retrieved && !se->finished && finish_refused(s, se)) {
+		se->fd = safe_close(se->fd);
+		s->finish_failures++;
+		s->dirty = true;
+		return;
+	}
+	/* Outgoing: cancel. */
 	server_remove_session(s, i);
 }
 
@@ -289,6 +314,7 @@ static struct json_object *json_file(const struct pfile *f)
 	json_object_object_add(o, "token", json_object_new_uint64(f->token));
 	json_object_object_add(o, "size", json_object_new_int64(st.st_size));
 	json_object_object_add(o, "retrieved", json_object_new_boolean(f->retrieved));
+	json_object_object_add(o, "device", json_object_new_boolean(f->device));
 	return o;
 }
 
@@ -337,6 +363,9 @@ static char *server_state_json(struct server *s)
 	json_object_object_add(o, "open_error", json_object_new_int(s->open_error));
 	json_object_object_add(o, "stall_reboot", json_object_new_boolean(s->stall_reboot));
 	json_object_object_add(o, "stalled_reboots", json_object_new_uint64(s->stalled_reboots));
+	json_object_object_add(o, "device_files", json_object_new_boolean(s->device_files));
+	json_object_object_add(o, "fail_finish", json_object_new_int(s->fail_finish));
+	json_object_object_add(o, "finish_failures", json_object_new_uint64(s->finish_failures));
 	text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 							    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -545,9 +574,15 @@ static int session_add_file(struct session *se, int fd, uint64_t token, const st
 	if (!n)
 		return -ENOMEM;
 	se->files = n;
-	se->files[se->n_files++] =
-	    (struct pfile){.token = token, .fd = fd, .dev = st->st_dev, .ino = st->st_ino};
+	se->files[se->n_files++] = (struct pfile){.token = token, .fd = fd, .dev = st->st_dev,
+						  .ino = st->st_ino, .device = S_ISCHR(st->st_mode)};
 	return 0;
+}
+
+/* device-files: a character device stands in for a VFIO device file (vfio_pci_liveupdate.c). */
+static bool device_can_preserve(struct server *s, const struct stat *st)
+{
+	return s->device_files && S_ISCHR(st->st_mode);
 }
 
 /* luo_preserve_file(), in the kernel's order of checks. */
@@ -564,11 +599,11 @@ static int luo_preserve_fd(struct server *s, struct session *se, struct ucmd *u)
 		return -EBADF;
 	if (fstat(u->in_fd, &st) < 0)
 		return negative_errno();
-	if (!memfd_can_preserve(u->in_fd, &st))
+	if (!memfd_can_preserve(u->in_fd, &st) && !device_can_preserve(s, &st))
 		return -ENOENT;
 	if (file_is_preserved(s, &st))
 		return -EBUSY;
-	r = memfd_preserve_check(u->in_fd, &st);
+	r = S_ISCHR(st.st_mode) ? 0 : memfd_preserve_check(u->in_fd, &st);
 	if (r < 0)
 		return r;
 	r = session_add_file(se, u->in_fd, arg->token, &st);
@@ -603,6 +638,12 @@ static int luo_finish(struct server *s, struct session *se, struct ucmd *u)
 
 	if (arg->reserved)
 		return -EINVAL;
+	if (finish_refused(s, se)) {
+		/* nothing changes: the session and its files stay for another FINISH */
+		s->finish_failures++;
+		s->dirty = true;
+		return -s->fail_finish;
+	}
 	session_drop_files(se);
 	se->finished = true;
 	s->dirty = true;
@@ -895,8 +936,15 @@ static int kexec_freeze(struct server *s, int *clones, size_t n)
 	for (size_t i = 0; i < s->n_sessions && r >= 0; i++) {
 		struct session *se = s->sessions[i];
 
-		for (size_t j = 0; !se->incoming && j < se->n_files && r >= 0; j++)
-			r = memfd_clone(se->files[j].fd, &clones[k++]);
+		for (size_t j = 0; !se->incoming && j < se->n_files && r >= 0; j++) {
+			/* a device stays where it is: the next boot gets the same file */
+			if (se->files[j].device) {
+				clones[k] = fcntl(se->files[j].fd, F_DUPFD_CLOEXEC, 3);
+				r = clones[k++] < 0 ? negative_errno() : 0;
+			} else {
+				r = memfd_clone(se->files[j].fd, &clones[k++]);
+			}
+		}
 	}
 	if (r < 0)
 		close_fds(clones, n);
@@ -955,6 +1003,9 @@ static int kexec_reboot(struct server *s)
 	clones = calloc(n ?: 1, sizeof(int));
 	if (!clones)
 		return -ENOMEM;
+	/* a failed freeze closes them all: none may be 0 (stdin) */
+	for (size_t i = 0; i < n; i++)
+		clones[i] = -1;
 	r = kexec_freeze(s, clones, n);
 	if (r < 0)
 		return r;
@@ -1012,6 +1063,25 @@ static void reboot_unstall(struct server *s)
 	s->stalled_fd = safe_close(s->stalled_fd);
 }
 
+/* "fail-finish ERRNO [SESSION]" */
+static int control_fail_finish(struct server *s, char *arg)
+{
+	char *name = arg ? strchr(arg, ' ') : NULL;
+	int r, v;
+
+	if (name)
+		*name++ = '\0';
+	r = errno_arg(arg, &v);
+	if (r < 0)
+		return r;
+	if (name && (!*name || strlen(name) >= LUO_SESSION_NAME_SIZE))
+		return -EINVAL;
+	s->fail_finish = v;
+	snprintf(s->fail_finish_session, sizeof(s->fail_finish_session), "%s", v && name ? name : "");
+	s->dirty = true;
+	return 0;
+}
+
 static int control(struct server *s, const struct fake_msg *req, int *ret_fd)
 {
 	char cmd[256] = "", *arg;
@@ -1037,6 +1107,16 @@ static int control(struct server *s, const struct fake_msg *req, int *ret_fd)
 		s->dirty = true;
 		return 0;
 	}
+	if (strcmp(cmd, "device-files") == 0) {
+		r = errno_arg(arg, &v);
+		if (r < 0 || v > 1)
+			return -EINVAL;
+		s->device_files = v;
+		s->dirty = true;
+		return 0;
+	}
+	if (strcmp(cmd, "fail-finish") == 0)
+		return control_fail_finish(s, arg);
 	if (strcmp(cmd, "clear-fail-freeze") == 0)
 		arg = "0";
 	if (strcmp(cmd, "fail-freeze") != 0 && strcmp(cmd, "clear-fail-freeze") != 0 &&
@@ -1354,7 +1434,8 @@ static void usage(void)
 	fprintf(stderr, "usage: fake-kernel --socket PATH --state-file PATH [--fail-freeze ERRNO]\n"
 			"                   [--state-idle-ms MS]\n"
 			"       fake-kernel --control PATH state|fail-freeze ERRNO|"
-			"clear-fail-freeze|fail-open ERRNO\n");
+			"clear-fail-freeze|fail-open ERRNO|\n"
+			"                   fail-finish ERRNO [SESSION]|device-files 1|0\n");
 }
 
 int main(int argc, char **argv)

@@ -589,6 +589,104 @@ static void test_open_error(void **state)
 	close(r);
 }
 
+/* fail-finish: FINISH refused, nothing changed, until the knob is cleared. */
+static void test_fail_finish(void **state)
+{
+	int fd = luo_open(NULL), g, h, m = memfd_with("g", 4096), m2 = memfd_with("h", 4096), r;
+	struct json_object *st;
+
+	g = luo_create_session(fd, "g");
+	h = luo_create_session(fd, "h");
+	assert_int_equal(luo_preserve_fd(g, m, 1), 0);
+	assert_int_equal(luo_preserve_fd(h, m2, 1), 0);
+	load_image();
+	close(fd);
+	kexec_in_child();
+	close(g);
+	close(h);
+
+	fd = luo_open(NULL);
+	g = luo_retrieve_session(fd, "g");
+	h = luo_retrieve_session(fd, "h");
+	assert_true(g >= 0 && h >= 0);
+	json_object_put(control("fail-finish 16 g", &r));
+	assert_int_equal(r, 0);
+	assert_int_equal(luo_finish(g), -EBUSY);
+	assert_int_equal(luo_finish(g), -EBUSY);
+	/* only the session named */
+	assert_int_equal(luo_finish(h), 0);
+	st = get_state();
+	assert_int_equal(json_object_get_int(jget(st, "finish_failures")), 2);
+	assert_int_equal(json_object_get_int(jget(st, "fail_finish")), 16);
+	assert_false(json_object_get_boolean(jget(state_session(st, "g"), "finished")));
+	assert_int_equal(json_object_array_length(jget(state_session(st, "g"), "files")), 1);
+	json_object_put(st);
+	/* the refused session is whole: its file can still be retrieved */
+	r = luo_retrieve_fd(g, 1);
+	assert_true(r >= 0);
+	close(r);
+	json_object_put(control("fail-finish 0", &r));
+	assert_int_equal(luo_finish(g), 0);
+
+	json_object_put(control("fail-finish x", &r));
+	assert_int_equal(r, -EINVAL);
+	json_object_put(control("fail-finish 16 ", &r));
+	assert_int_equal(r, -EINVAL);
+	close(g);
+	close(h);
+	close(fd);
+	close(m);
+	close(m2);
+}
+
+/* device-files: a character device is preserved by reference and comes back the same. */
+static void test_device_files(void **state)
+{
+	int fd = luo_open(NULL), s, s2, dev = open("/dev/null", O_RDWR | O_CLOEXEC),
+	    dev2 = open("/dev/null", O_RDWR | O_CLOEXEC), r;
+	struct json_object *st, *files;
+	struct stat a, b;
+
+	assert_true(dev >= 0 && dev2 >= 0);
+	s = luo_create_session(fd, "d");
+	s2 = luo_create_session(fd, "d2");
+	/* no handler for it by default */
+	assert_int_equal(luo_preserve_fd(s, dev, 3), -ENOENT);
+	json_object_put(control("device-files 1", &r));
+	assert_int_equal(r, 0);
+	assert_int_equal(luo_preserve_fd(s, dev, 3), 0);
+	/* the same device is preserved once */
+	assert_int_equal(luo_preserve_fd(s2, dev2, 3), -EBUSY);
+	close(s2);
+	load_image();
+	close(fd);
+	kexec_in_child();
+	close(s);
+
+	fd = luo_open(NULL);
+	s = luo_retrieve_session(fd, "d");
+	assert_true(s >= 0);
+	st = get_state();
+	assert_true(json_object_get_boolean(jget(st, "device_files")));
+	files = jget(state_session(st, "d"), "files");
+	assert_int_equal(json_object_array_length(files), 1);
+	assert_true(json_object_get_boolean(jget(json_object_array_get_idx(files, 0), "device")));
+	json_object_put(st);
+	r = luo_retrieve_fd(s, 3);
+	assert_true(r >= 0);
+	assert_int_equal(fstat(r, &a), 0);
+	assert_int_equal(fstat(dev, &b), 0);
+	assert_true(S_ISCHR(a.st_mode) && a.st_rdev == b.st_rdev);
+	assert_int_equal(luo_finish(s), 0);
+	close(r);
+	json_object_put(control("device-files 2", &r));
+	assert_int_equal(r, -EINVAL);
+	close(s);
+	close(fd);
+	close(dev);
+	close(dev2);
+}
+
 static void test_kexec_load_rules(void **state)
 {
 	int good = image_file(4096, true), bad = image_file(4096, false),
@@ -710,6 +808,8 @@ int main(void)
 	    T(test_close_retrieved_finishes),
 	    T(test_freeze_failure),
 	    T(test_open_error),
+	    T(test_fail_finish),
+	    T(test_device_files),
 	    T(test_kexec_load_rules),
 	    T(test_session_fd_passing),
 	    T(test_passthrough_without_env),

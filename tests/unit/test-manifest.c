@@ -122,6 +122,85 @@ static void test_validation(void **state)
 	assert_int_equal(manifest_from_json("[]", 2, &back), -EBADMSG);
 }
 
+/*
+ * Replace from with to in json: the manifest still reads, every VM with
+ * its tokens, with n_kept devices left and devices_dropped set.
+ */
+static void expect_devices_dropped(const char *json, const char *from, const char *to, size_t n_kept)
+{
+	_cleanup_(manifest_freep) Manifest *back = NULL;
+	char buf[8192];
+	const char *p = strstr(json, from);
+
+	assert_non_null(p);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(p - json), json, to, p + strlen(from));
+	assert_int_equal(manifest_from_json(buf, strlen(buf), &back), 0);
+	assert_true(back->devices_dropped);
+	assert_int_equal(back->n_vms, 2);
+	assert_int_equal(back->vms[1].n_tokens, 1);
+	assert_int_equal(back->vms[1].n_devices, 0);
+	assert_int_equal(back->n_devices, n_kept);
+	assert_int_equal(back->vms[0].n_devices, n_kept);
+}
+
+static void test_devices(void **state)
+{
+	_cleanup_(manifest_freep) Manifest *m = sample(), *back = NULL;
+	_cleanup_free_ char *json = NULL;
+	size_t len;
+
+	/* vm-1 has two tokens: two devices at most */
+	assert_int_equal(manifest_add_device(m, 0, "0000:00:07.0"), 0);
+	assert_int_equal(manifest_add_device(m, 0, "0000:00:07.0"), -EEXIST);
+	assert_int_equal(manifest_add_device(m, 0, "../07.0"), -EINVAL);
+	assert_int_equal(manifest_add_device(m, 2, "0000:00:08.0"), -EINVAL);
+	assert_int_equal(manifest_add_device(m, 0, "10000:3a:00.1"), 0);
+	assert_int_equal(manifest_add_device(m, 0, "0000:00:09.0"), -E2BIG);
+	assert_int_equal(manifest_add_device(m, 1, "0000:00:08.0"), 0);
+	assert_int_equal(m->n_devices, 3);
+
+	assert_int_equal(manifest_to_json(m, &json, &len), 0);
+	assert_non_null(strstr(json, "\"devices\":[\"0000:00:07.0\",\"10000:3a:00.1\"]"));
+	assert_int_equal(manifest_from_json(json, len, &back), 0);
+	assert_int_equal(back->n_devices, 3);
+	assert_false(back->devices_dropped);
+	assert_int_equal(back->vms[0].n_devices, 2);
+	assert_string_equal(back->vms[0].devices[0], "0000:00:07.0");
+	assert_string_equal(back->vms[0].devices[1], "10000:3a:00.1");
+	assert_int_equal(back->vms[1].n_devices, 1);
+	assert_string_equal(back->vms[1].devices[0], "0000:00:08.0");
+	back = manifest_free(back);
+
+	/* a device in two sessions: every list is dropped, the VMs stay */
+	expect_devices_dropped(json, "\"0000:00:08.0\"", "\"0000:00:07.0\"", 0);
+	/* a bad slot, more devices than tokens, not a list, not a string: vm-2's only */
+	expect_devices_dropped(json, "\"0000:00:08.0\"", "\"0000:00:08.0 \"", 2);
+	expect_devices_dropped(json, "\"0000:00:08.0\"", "\"0000:00:08.0\",\"0000:00:09.0\"", 2);
+	expect_devices_dropped(json, "\"devices\":[\"0000:00:08.0\"]", "\"devices\":\"0000:00:08.0\"",
+			       2);
+	expect_devices_dropped(json, "\"0000:00:08.0\"", "8", 2);
+	expect_devices_dropped(json, "\"0000:00:08.0\"", "\"0000:00:08.0\\u0000\"", 2);
+}
+
+/* A manifest of a daemon that did not know devices yet reads as VMs without any. */
+static void test_devices_absent(void **state)
+{
+	_cleanup_(manifest_freep) Manifest *m = sample(), *back = NULL;
+	_cleanup_free_ char *json = NULL;
+	char old[8192];
+	size_t len;
+
+	assert_int_equal(manifest_to_json(m, &json, &len), 0);
+	snprintf(old, sizeof(old), "%s", json);
+	for (char *p; (p = strstr(old, ",\"devices\":[]"));)
+		memmove(p, p + strlen(",\"devices\":[]"), strlen(p + strlen(",\"devices\":[]")) + 1);
+	assert_null(strstr(old, "devices"));
+	assert_int_equal(manifest_from_json(old, strlen(old), &back), 0);
+	assert_int_equal(back->n_vms, 2);
+	assert_int_equal(back->n_devices, 0);
+	assert_int_equal(back->vms[0].n_devices, 0);
+}
+
 static void test_commit_record(void **state)
 {
 	_cleanup_(manifest_freep) Manifest *m = sample();
@@ -279,7 +358,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_add_vm_rules),
-		cmocka_unit_test(test_validation),  cmocka_unit_test(test_commit_record),
+		cmocka_unit_test(test_validation),  cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_devices_absent), cmocka_unit_test(test_commit_record),
 		cmocka_unit_test(test_commit_record_versions),
 		cmocka_unit_test(test_memfd),       cmocka_unit_test(test_handover),
 	};

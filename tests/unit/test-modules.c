@@ -85,6 +85,13 @@ static void test_for_fd(void **state)
 	assert_int_equal(modules_for_fd(p[0], &module), -EOPNOTSUPP);
 	close(p[0]);
 	close(p[1]);
+
+	/* a device node on devtmpfs, whose statfs says tmpfs: not a memfd */
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	module = "unset";
+	assert_int_equal(modules_for_fd(fd, &module), -EOPNOTSUPP);
+	close(fd);
 }
 
 int main(void)

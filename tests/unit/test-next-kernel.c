@@ -115,12 +115,44 @@ static void test_config(void **state)
 	assert_string_equal(missing, "CONFIG_LIVEUPDATE");
 }
 
+/* config-RELEASE beside the image first, then in the boot directory given. */
+static void test_find_config(void **state)
+{
+	char dir[] = "/tmp/test-next-kernel-XXXXXX", image[64], boot[64], cmd[160];
+	_cleanup_free_ char *path = NULL;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "mkdir %s/img %s/boot && touch %s/boot/config-7.3.0", dir, dir,
+		 dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(image, sizeof(image), "%s/img/bzImage", dir);
+	snprintf(boot, sizeof(boot), "%s/boot", dir);
+
+	assert_int_equal(next_kernel_find_config(image, "7.3.0", boot, &path), 0);
+	assert_string_equal(path + strlen(dir), "/boot/config-7.3.0");
+	free(path);
+	path = NULL;
+	assert_int_equal(next_kernel_find_config(image, "7.4.0", boot, &path), -ENOENT);
+
+	snprintf(cmd, sizeof(cmd), "%s/img/config-7.3.0", dir);
+	f = fopen(cmd, "we");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(next_kernel_find_config(image, "7.3.0", boot, &path), 0);
+	assert_string_equal(path + strlen(dir), "/img/config-7.3.0");
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_release_refused),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_find_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
