@@ -12,8 +12,9 @@
  * (passthrough.c) and check a DMA round trip through its IOVA; preserve
  * guest RAM (the memfd) and the device in a LUO session; load the edu
  * buffer with a pattern; load IMAGE with kexec_file_load; start a DMA of
- * the buffer into guest RAM without waiting for it and kexec. edu runs a DMA 100 ms of guest time after its
- * command, so it lands while the machine is going through the kexec.
+ * the buffer into guest RAM without waiting for it and kexec. edu runs a
+ * DMA 100 ms of guest time after its command, so it lands while the
+ * machine is going through the kexec.
  *
  * New kernel (--retrieve): retrieve the session and guest RAM; the DMA
  * started before the kexec must be there. The device was not reset and its
@@ -22,13 +23,19 @@
  * handler drops the adopted translation and the old page tables are freed,
  * measured as the fall of nr_iommu_pages in /proc/vmstat.
  *
+ * Refused (--handover-version N, then --retrieve --refused): the old kernel
+ * hands over an IOMMU state that says version N, as a kernel with another
+ * layout would; the new kernel must refuse it and make the device safe
+ * instead of trusting its tables: guest RAM is intact, the device cannot be
+ * retrieved, its bus mastering is off and a DMA it is asked for lands
+ * nowhere.
+ *
  * Every step is one JSON line on stdout; the exit status is 0 only when
  * every check passed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +43,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cmdline.h"
 #include "edu.h"
-#include "kexec.h"
+#include "events.h"
+#include "guest-kernel.h"
+#include "in-flight.h"
 #include "luo.h"
-#include "macro.h"
+#include "own-session.h"
 #include "passthrough.h"
 #include "pattern.h"
 
@@ -48,6 +56,7 @@
 #define TOKEN_RAM 1
 #define TOKEN_DEVICE 2
 #define TEST_DEVICE_PATH "/sys/kernel/debug/iommu/liveupdate/test_device"
+#define HANDOVER_VERSION_PATH "/sys/kernel/debug/iommu/liveupdate/handover_version"
 
 /* Guest RAM layout: each check writes where nothing else does. */
 #define BEFORE_SRC 0x0000u     /* step 1: the CPU's pattern */
@@ -57,62 +66,6 @@
 #define OLD_TABLES_DST 0x3000u /* step 3: through the adopted tables */
 #define SEED_BEFORE 1
 #define SEED_IN_FLIGHT 2
-
-#define PCI_COMMAND 0x04
-#define PCI_COMMAND_MASTER 0x4
-
-/*
- * One event: a JSON line on stdout, and the same into the kernel log. The
- * serial console interleaves the kernel's messages into a userspace line
- * printed at the same moment (preserving and kexecing print plenty); a
- * kernel log record is never split, so the test reads the events there.
- */
-static void _printf_(1, 2) emit(const char *fmt, ...)
-{
-	char line[512], record[600];
-	va_list ap;
-	int fd, n;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("%s\n", line);
-	fflush(stdout);
-	/* one write, one record */
-	n = snprintf(record, sizeof(record), "<6>edu-handover: %s\n", line);
-	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)!write(fd, record, (size_t)n);
-		close(fd);
-	}
-}
-
-static void event_error(const char *what, int err)
-{
-	emit("{\"event\":\"error\",\"what\":\"%s\",\"errno\":%d,\"message\":\"%s\"}", what, err,
-	     strerror(err));
-}
-
-/* A check of EDU_TRANSFER bytes of guest RAM against a pattern. */
-static bool event_check(const char *step, const uint8_t *ram, unsigned int offset,
-			unsigned int seed, bool zero_before)
-{
-	size_t first_bad = 0, bad = pattern_mismatches(ram + offset, seed, &first_bad);
-
-	emit("{\"event\":\"dma\",\"step\":\"%s\",\"iova\":\"0x%x\",\"bytes\":%u,"
-	     "\"zero_before\":%s,\"bad_bytes\":%zu,\"first_bad\":%zd}",
-	     step, GUEST_RAM_IOVA + offset, EDU_TRANSFER, zero_before ? "true" : "false", bad,
-	     bad ? (ssize_t)first_bad : -1);
-	return bad == 0 && zero_before;
-}
-
-static bool all_zero(const uint8_t *p)
-{
-	for (size_t i = 0; i < EDU_TRANSFER; i++)
-		if (p[i])
-			return false;
-	return true;
-}
 
 static int preserve_device(int session, const char *slot)
 {
@@ -128,41 +81,31 @@ static int preserve_device(int session, const char *slot)
 	return r;
 }
 
-static int load_next_kernel(const char *image, const char *initrd, const char *append)
+/* Make the handed-over IOMMU state say another version (the test handler's knob). */
+static int override_handover_version(unsigned int version)
 {
-	char *running = NULL, *cmdline = NULL;
-	int kfd = -1, ifd = -1, r;
+	char buf[16];
+	int fd, n, r;
 
-	r = cmdline_read_running(NULL, &running);
-	if (r >= 0)
-		r = cmdline_build(running, append, &cmdline);
-	if (r >= 0) {
-		kfd = open(image, O_RDONLY | O_CLOEXEC);
-		ifd = initrd ? open(initrd, O_RDONLY | O_CLOEXEC) : -1;
-		r = kfd < 0 || (initrd && ifd < 0) ? -errno : kexec_load(kfd, ifd, cmdline);
-	}
-	if (kfd >= 0)
-		close(kfd);
-	if (ifd >= 0)
-		close(ifd);
-	free(running);
-	free(cmdline);
+	fd = open(HANDOVER_VERSION_PATH, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(buf, sizeof(buf), "%u", version);
+	r = write(fd, buf, n) == n ? 0 : -errno;
+	close(fd);
 	return r;
 }
 
 static int run_old_kernel(const char *slot, const char *image, const char *initrd,
-			  const char *append)
+			  const char *append, unsigned int handover_version)
 {
 	const char *step;
 	Passthrough p;
-	int luo, session, r;
+	int session, r;
 
-	luo = luo_open(NULL);
-	session = luo < 0 ? luo : luo_create_session(luo, SESSION_NAME);
-	if (session < 0) {
-		event_error("create a LUO session", -session);
+	session = own_session_create(SESSION_NAME);
+	if (session < 0)
 		return 1;
-	}
 
 	/*
 	 * Refused: bound to vfio-pci but not yet attached by a VMM, the device
@@ -205,57 +148,21 @@ static int run_old_kernel(const char *slot, const char *image, const char *initr
 		return 1;
 	}
 	emit("{\"event\":\"preserved\",\"session\":\"%s\"}", SESSION_NAME);
+	if (handover_version) {
+		r = override_handover_version(handover_version);
+		if (r < 0) {
+			event_error("override the hand-over version", -r);
+			return 1;
+		}
+		emit("{\"event\":\"version-override\",\"version\":%u}", handover_version);
+	}
 
-	/* the edu buffer holds the pattern of step 2 (and, unreset, of step 3) */
-	pattern_fill(p.ram + IN_FLIGHT_SRC, SEED_IN_FLIGHT);
-	memset(p.ram + IN_FLIGHT_DST, 0, EDU_TRANSFER);
 	memset(p.ram + OLD_TABLES_DST, 0, EDU_TRANSFER);
-	r = edu_dma(p.bar0, GUEST_RAM_IOVA + IN_FLIGHT_SRC, EDU_DMA_BUFFER, EDU_TO_DEVICE);
-	if (r < 0) {
-		event_error("load the edu buffer", -r);
+	/* the edu buffer holds the pattern of step 2 (and, unreset, of step 3) */
+	if (in_flight_load(&p, IN_FLIGHT_SRC, IN_FLIGHT_DST, SEED_IN_FLIGHT) < 0)
 		return 1;
-	}
-
-	r = load_next_kernel(image, initrd, append);
-	if (r < 0) {
-		event_error("load the next kernel", -r);
-		return 1;
-	}
-	emit("{\"event\":\"kexec\",\"image\":\"%s\"}", image);
-	sync();
-	edu_dma_start(p.bar0, EDU_DMA_BUFFER, GUEST_RAM_IOVA + IN_FLIGHT_DST, EDU_TO_RAM);
-	r = kexec_reboot();
-	event_error("kexec", -r);
+	in_flight_kexec(&p, IN_FLIGHT_DST, image, initrd, append);
 	return 1;
-}
-
-/*
- * A counter of /proc/vmstat, exact: the kernel keeps per-CPU deltas and
- * folds them in only every second, unless told to now (vm.stat_refresh).
- */
-static long vmstat(const char *name)
-{
-	long value, found = -1;
-	char key[64];
-	FILE *f;
-	int fd;
-
-	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (write(fd, "1", 1) < 0) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	f = fopen("/proc/vmstat", "re");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %ld", key, &value) == 2)
-		if (strcmp(key, name) == 0)
-			found = value;
-	fclose(f);
-	return found;
 }
 
 /* BAR0 through sysfs: the device file of vfio-pci must not be opened, that resets it. */
@@ -274,19 +181,16 @@ static volatile uint8_t *map_bar0(const char *slot)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-static int command_register(const char *slot)
+/* The unreset device's BAR0, checked to be an edu's; NULL after an error event. */
+static volatile uint8_t *take_bar0(const char *slot)
 {
-	char path[128];
-	uint16_t command;
-	int fd, n;
+	volatile uint8_t *bar0 = map_bar0(slot);
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/config", slot);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pread(fd, &command, sizeof(command), PCI_COMMAND);
-	close(fd);
-	return n == sizeof(command) ? command : -EIO;
+	if (!bar0 || edu_check(bar0) < 0) {
+		event_error("map the device's BAR0", bar0 ? ENODEV : errno);
+		return NULL;
+	}
+	return bar0;
 }
 
 static int run_new_kernel(const char *slot)
@@ -294,40 +198,29 @@ static int run_new_kernel(const char *slot)
 	char device_state[128] = "";
 	volatile uint8_t *bar0;
 	long pages_before, pages_after;
-	int luo, session, ram_fd, device_fd, command, r;
+	int session, device_fd, r;
+	Passthrough p; /* guest RAM only: BAR0 comes through sysfs */
 	bool ok, zero;
-	uint8_t *ram;
 	ssize_t n;
 
-	luo = luo_open(NULL);
-	session = luo < 0 ? luo : luo_retrieve_session(luo, SESSION_NAME);
-	ram_fd = session < 0 ? session : luo_retrieve_fd(session, TOKEN_RAM);
-	if (ram_fd < 0) {
-		event_error("retrieve guest RAM", -ram_fd);
+	session = own_session_retrieve_ram(SESSION_NAME, TOKEN_RAM, &p);
+	if (session < 0)
 		return 1;
-	}
-	ram = mmap(NULL, GUEST_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd, 0);
-	if (ram == MAP_FAILED) {
-		event_error("map guest RAM", errno);
-		return 1;
-	}
 
 	/* step 2: the DMA started just before the kexec */
-	ok = event_check("in-flight", ram, IN_FLIGHT_DST, SEED_IN_FLIGHT, true);
+	ok = in_flight_check(p.ram, IN_FLIGHT_DST, SEED_IN_FLIGHT);
 
 	/* step 3: the unreset device, through the old page tables */
-	bar0 = map_bar0(slot);
-	if (!bar0 || edu_check(bar0) < 0) {
-		event_error("map the device's BAR0", bar0 ? ENODEV : errno);
+	bar0 = take_bar0(slot);
+	if (!bar0)
 		return 1;
-	}
-	zero = all_zero(ram + OLD_TABLES_DST);
+	zero = all_zero(p.ram + OLD_TABLES_DST);
 	r = edu_dma(bar0, EDU_DMA_BUFFER, GUEST_RAM_IOVA + OLD_TABLES_DST, EDU_TO_RAM);
 	if (r < 0) {
 		event_error("dma through the adopted tables", -r);
 		return 1;
 	}
-	ok &= event_check("old-tables", ram, OLD_TABLES_DST, SEED_IN_FLIGHT, zero);
+	ok &= event_check("old-tables", p.ram, OLD_TABLES_DST, SEED_IN_FLIGHT, zero);
 
 	device_fd = luo_retrieve_fd(session, TOKEN_DEVICE);
 	if (device_fd < 0) {
@@ -346,21 +239,74 @@ static int run_new_kernel(const char *slot)
 		return 1;
 	}
 	pages_after = vmstat("nr_iommu_pages");
-	command = command_register(slot);
 	emit("{\"event\":\"finished\",\"device\":\"%s\",\"iommu_pages_before\":%ld,"
 	     "\"iommu_pages_after\":%ld,\"bus_master\":%s}",
-	     device_state, pages_before, pages_after,
-	     command < 0 ? "null" : command & PCI_COMMAND_MASTER ? "true" : "false");
+	     device_state, pages_before, pages_after, bus_master_json(slot));
 	return ok ? 0 : 1;
+}
+
+/*
+ * The new kernel refused the handed-over IOMMU state (--handover-version
+ * gave it one it does not know): guest RAM is intact, the device cannot be
+ * retrieved, it was made safe (bus mastering and memory decoding off), and
+ * with memory decoding turned on again to ask it for a DMA, that DMA goes
+ * nowhere.
+ */
+static int run_new_kernel_refused(const char *slot)
+{
+	int session, device_fd, decoding, r;
+	volatile uint8_t *bar0;
+	size_t bad, first_bad;
+	Passthrough p; /* guest RAM only, as in run_new_kernel() */
+	const char *bm;
+	bool landed;
+
+	session = own_session_retrieve_ram(SESSION_NAME, TOKEN_RAM, &p);
+	if (session < 0)
+		return 1;
+	bad = pattern_mismatches(p.ram + BEFORE_DST, SEED_BEFORE, &first_bad);
+	emit("{\"event\":\"ram-intact\",\"bad_bytes\":%zu}", bad);
+
+	device_fd = luo_retrieve_fd(session, TOKEN_DEVICE);
+	emit("{\"event\":\"retrieve-refused\",\"errno\":%d}", device_fd < 0 ? -device_fd : 0);
+	if (device_fd >= 0)
+		close(device_fd);
+
+	/* the device's buffer still holds a pattern: a DMA must not land */
+	decoding = memory_decoding_on(slot);
+	if (decoding < 0) {
+		event_error("turn the device's memory decoding on", -decoding);
+		return 1;
+	}
+	bar0 = take_bar0(slot);
+	if (!bar0)
+		return 1;
+	memset(p.ram + OLD_TABLES_DST, 0, EDU_TRANSFER);
+	r = edu_dma(bar0, EDU_DMA_BUFFER, GUEST_RAM_IOVA + OLD_TABLES_DST, EDU_TO_RAM);
+	landed = !all_zero(p.ram + OLD_TABLES_DST);
+	bm = bus_master_json(slot);
+	emit("{\"event\":\"dma-blocked\",\"memory_decoding_was\":%s,\"completed\":%s,"
+	     "\"landed\":%s,\"bus_master\":%s}",
+	     decoding ? "true" : "false", r == 0 ? "true" : "false", landed ? "true" : "false", bm);
+
+	r = luo_finish(session);
+	if (r < 0) {
+		event_error("finish the session", -r);
+		return 1;
+	}
+	emit("{\"event\":\"finished\"}");
+	return bad == 0 && device_fd < 0 && !landed && strcmp(bm, "false") == 0 ? 0 : 1;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: liveupdate-edu-handover --slot SLOT --kexec IMAGE [--initrd FILE] "
-		   "[--append WORDS]\n"
-		   "       liveupdate-edu-handover --slot SLOT --retrieve\n"
+		   "[--append WORDS] [--handover-version N]\n"
+		   "       liveupdate-edu-handover --slot SLOT --retrieve [--refused]\n"
 		   "Hands QEMU's edu device (bound to vfio-pci) over across a kexec with the\n"
-		   "iommu-lu-test handler and checks its DMA on both sides.\n");
+		   "iommu-lu-test handler and checks its DMA on both sides. With\n"
+		   "--handover-version the hand-over says version N, which the next kernel\n"
+		   "must refuse (--refused checks that it did, safely).\n");
 }
 
 int main(int argc, char **argv)
@@ -371,14 +317,18 @@ int main(int argc, char **argv)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "retrieve", no_argument, NULL, 'r' },
+		{ "handover-version", required_argument, NULL, 'v' },
+		{ "refused", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *slot = NULL, *image = NULL, *initrd = NULL, *append = NULL;
-	bool retrieve = false;
+	bool retrieve = false, refused = false;
+	unsigned int handover_version = 0;
+	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "s:k:i:a:rh", options, NULL)) >= 0)
+	while ((c = getopt_long(argc, argv, "s:k:i:a:rv:Rh", options, NULL)) >= 0)
 		switch (c) {
 		case 's':
 			slot = optarg;
@@ -395,6 +345,17 @@ int main(int argc, char **argv)
 		case 'r':
 			retrieve = true;
 			break;
+		case 'v':
+			errno = 0;
+			handover_version = strtoul(optarg, &end, 10);
+			if (errno || *end || !handover_version) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'R':
+			refused = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -402,9 +363,13 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-	if (!slot || optind != argc || retrieve == !!image) {
+	if (!slot || optind != argc || retrieve == !!image || (refused && !retrieve) ||
+	    (handover_version && retrieve)) {
 		usage(stderr);
 		return 2;
 	}
-	return retrieve ? run_new_kernel(slot) : run_old_kernel(slot, image, initrd, append);
+	events_init("edu-handover: ");
+	if (retrieve)
+		return refused ? run_new_kernel_refused(slot) : run_new_kernel(slot);
+	return run_old_kernel(slot, image, initrd, append, handover_version);
 }

@@ -13,27 +13,46 @@
  * start, one more per SIGUSR1, exit on SIGTERM. Every step is one JSON
  * line on stdout.
  *
+ * With --vm-id it is also a VMM of liveupdated (libliveupdate-vmm), whose
+ * VM keeps its passed-through device across a live update, DMAing all
+ * along (edu-vmm-daemon.c and the files edu-vmm.h lists). Its events are
+ * then also in the kernel log, prefixed "edu-vmm: " (events.c), where the
+ * e2e test reads them.
+ *
  * The device must already be bound to vfio-pci; the test does that, as an
  * operator's tooling would.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "edu-vmm.h"
 #include "edu.h"
-#include "passthrough.h"
+#include "events.h"
+#include "handover-clock.h"
 #include "pattern.h"
 
+/* Standalone mode's guest RAM; the IOVA its rounds land at is in recorded logs. */
 #define SRC_OFFSET 0x0000u /* the CPU writes the pattern here */
 #define DST_OFFSET 0x1000u /* the device writes it back here */
 
-static void event_error(const char *what, int err)
+int vm_attach(Passthrough *p, const char *slot)
 {
-	printf("{\"event\":\"error\",\"what\":\"%s\",\"errno\":%d,\"message\":\"%s\"}\n", what, err,
-	       strerror(err));
-	fflush(stdout);
+	const char *step;
+	int r;
+
+	r = passthrough_open(p, slot, &step);
+	if (r < 0) {
+		event_error(step, -r);
+		return r;
+	}
+	emit("{\"event\":\"attached\",\"slot\":\"%s\",\"dev_id\":%u,\"ioas_id\":%u,"
+	     "\"hwpt_id\":%u,\"iova\":\"0x%x\",\"ram_bytes\":%u}",
+	     slot, p->dev_id, p->ioas_id, p->hwpt_id, GUEST_RAM_IOVA, GUEST_RAM_SIZE);
+	return 0;
 }
 
 /*
@@ -44,6 +63,7 @@ static int dma_round(Passthrough *p, unsigned int round)
 {
 	uint8_t *dst = p->ram + DST_OFFSET;
 	size_t bad, first_bad = 0;
+	char first_bad_json[40] = "";
 	int r;
 
 	pattern_fill(p->ram + SRC_OFFSET, round);
@@ -59,68 +79,20 @@ static int dma_round(Passthrough *p, unsigned int round)
 	}
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	bad = pattern_mismatches(dst, round, &first_bad);
-	printf("{\"event\":\"dma\",\"round\":%u,\"iova\":\"0x%x\",\"bytes\":%u,\"bad_bytes\":%zu",
-	       round, GUEST_RAM_IOVA + DST_OFFSET, EDU_TRANSFER, bad);
 	if (bad)
-		printf(",\"first_bad\":%zu", first_bad);
-	printf("}\n");
-	fflush(stdout);
+		snprintf(first_bad_json, sizeof(first_bad_json), ",\"first_bad\":%zu", first_bad);
+	emit("{\"event\":\"dma\",\"round\":%u,\"iova\":\"0x%x\",\"bytes\":%u,\"bad_bytes\":%zu%s}",
+	     round, GUEST_RAM_IOVA + DST_OFFSET, EDU_TRANSFER, bad, first_bad_json);
 	return bad ? -EIO : 0;
 }
 
-static int attach(Passthrough *p, const char *slot)
+/* Standalone mode: events on stdout only, as e2e-vfio-refused and its recorded log have them. */
+static int run_standalone(const char *slot)
 {
-	const char *step;
-	int r;
-
-	r = passthrough_open(p, slot, &step);
-	if (r < 0) {
-		event_error(step, -r);
-		return r;
-	}
-	printf("{\"event\":\"attached\",\"slot\":\"%s\",\"dev_id\":%u,\"ioas_id\":%u,"
-	       "\"hwpt_id\":%u,\"iova\":\"0x%x\",\"ram_bytes\":%u}\n",
-	       slot, p->dev_id, p->ioas_id, p->hwpt_id, GUEST_RAM_IOVA, GUEST_RAM_SIZE);
-	fflush(stdout);
-	return 0;
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: liveupdate-edu-vmm --slot DDDD:BB:DD.F\n"
-		   "DMA rounds through QEMU's edu device bound to vfio-pci: one at start,\n"
-		   "one per SIGUSR1; SIGTERM ends it. Events are JSON lines on stdout.\n");
-}
-
-int main(int argc, char **argv)
-{
-	static const struct option options[] = {
-		{ "slot", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	const char *slot = NULL;
 	unsigned int round = 1;
 	Passthrough p;
 	sigset_t signals;
-	int c, sig;
-
-	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) >= 0)
-		switch (c) {
-		case 's':
-			slot = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	if (!slot || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	int sig;
 
 	/* blocked before anything can send them, and taken with sigwait */
 	sigemptyset(&signals);
@@ -128,16 +100,85 @@ int main(int argc, char **argv)
 	sigaddset(&signals, SIGTERM);
 	sigprocmask(SIG_BLOCK, &signals, NULL);
 
-	if (attach(&p, slot) < 0 || dma_round(&p, round) < 0)
-		return 1;
+	if (vm_attach(&p, slot) < 0 || dma_round(&p, round) < 0)
+		return EXIT_ERROR;
 	for (;;) {
 		if (sigwait(&signals, &sig) != 0)
-			return 1;
+			return EXIT_ERROR;
 		if (sig == SIGTERM)
 			break;
 		if (dma_round(&p, ++round) < 0)
-			return 1;
+			return EXIT_ERROR;
 	}
-	printf("{\"event\":\"stopped\",\"rounds\":%u}\n", round);
-	return 0;
+	emit("{\"event\":\"stopped\",\"rounds\":%u}", round);
+	return EXIT_OK;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: liveupdate-edu-vmm --slot DDDD:BB:DD.F\n"
+		   "       liveupdate-edu-vmm --slot DDDD:BB:DD.F --vm-id ID [--socket PATH]\n"
+		   "                          [--hold-resume]\n"
+		   "DMA rounds through QEMU's edu device bound to vfio-pci: one at start,\n"
+		   "one per SIGUSR1; SIGTERM ends it. Events are JSON lines on stdout.\n\n"
+		   "With --vm-id, also a VMM of liveupdated (--socket: its VMM socket, default\n"
+		   "$LIVEUPDATED_VMM_SOCKET or /run/liveupdated/vmm.sock): the device, its\n"
+		   "iommufd and guest RAM are preserved across a live update, a DMA is in\n"
+		   "flight through the kexec, and started again with the same id after it,\n"
+		   "the VMM takes the running device over, checks its DMA through the\n"
+		   "handed-over tables, rebuilds its domain and resumes (the daemon's FINISH\n"
+		   "moves the device to it), then checks a DMA through the new domain.\n"
+		   "Events are then also in the kernel log (\"edu-vmm: \"). --hold-resume: after\n"
+		   "the restore, RESUMED waits for SIGUSR2.\n\n"
+		   "Exit status: 0 SIGTERM or SIGINT, 1 error, 2 usage, 4 the daemon is gone.\n");
+}
+
+int main(int argc, char **argv)
+{
+	enum { ARG_VM_ID = 0x100, ARG_SOCKET, ARG_HOLD_RESUME };
+	static const struct option options[] = {
+		{ "slot", required_argument, NULL, 's' },
+		{ "vm-id", required_argument, NULL, ARG_VM_ID },
+		{ "socket", required_argument, NULL, ARG_SOCKET },
+		{ "hold-resume", no_argument, NULL, ARG_HOLD_RESUME },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	EduVmm e = { .p = { .iommufd = -1, .device_fd = -1, .ram_fd = -1 } };
+	int c, code;
+
+	/* the calibration of the TSC is over our whole life: start it first */
+	(void)handover_clock_init();
+	while ((c = getopt_long(argc, argv, "s:h", options, NULL)) >= 0)
+		switch (c) {
+		case 's':
+			e.slot = optarg;
+			break;
+		case ARG_VM_ID:
+			e.vm_id = optarg;
+			break;
+		case ARG_SOCKET:
+			e.socket = optarg;
+			break;
+		case ARG_HOLD_RESUME:
+			e.hold_resume = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	if (!e.slot || optind != argc || (!e.vm_id && (e.socket || e.hold_resume))) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!e.vm_id)
+		return run_standalone(e.slot);
+
+	events_init("edu-vmm: ");
+	code = run_daemon_mode(&e);
+	lu_vmm_free(e.vmm);
+	return code;
 }

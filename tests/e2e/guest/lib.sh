@@ -137,6 +137,24 @@ wait_for() {
 
 wait_event() { wait_for "$E2E_TIMEOUT" "vmm $1 to print \"$2\"" has_event "$1" "$2"; }
 
+# count_events ID EVENT: how many times the VMM has printed that event.
+count_events() { grep -c "\"event\":\"$2\"" "/run/vmm/$1.log"; }
+
+# has_events ID EVENT N: the VMM has printed that event N times or more;
+# the scenario fails at once if the VMM reported an error or exited instead.
+has_events() {
+	[ "$(count_events "$1" "$2")" -ge "$3" ] && return 0
+	has_event "$1" error && fail "vmm $1 reported an error before it printed \"$2\" $3 time(s)"
+	has_event "$1" exited && fail "vmm $1 exited before it printed \"$2\" $3 time(s)"
+	return 1
+}
+
+# wait_alive ID EVENT [N]: wait_event for a VMM that must neither err nor
+# exit meanwhile.
+wait_alive() {
+	wait_for "$E2E_TIMEOUT" "vmm $1 to print \"$2\" ${3:-1} time(s)" has_events "$1" "$2" "${3:-1}"
+}
+
 # check NAME COMMAND...: records a named check, and stops the scenario on failure.
 check() {
 	local name=$1
