@@ -893,11 +893,34 @@ def selftest_failures(run, name):
     return failed
 
 
+# KUnit suites built into the selftest variant, run at boot, and how many
+# cases each has (kernel/patches/0018: the PASID refusal).
+KUNIT_SUITES = {"iommufd_liveupdate": 4}
+
+
+def check_kunit(run):
+    """Each KUnit suite ran at each boot, and every case passed."""
+    results = {}
+    for suite, cases in KUNIT_SUITES.items():
+        counts = [m.groups() for _, line in run.lines
+                  for m in [re.search(r"\] +# " + suite +
+                                      r": pass:(\d+) fail:(\d+) skip:(\d+) total:(\d+)$", line)] if m]
+        verdicts = [m.group(1) for _, line in run.lines
+                    for m in [re.search(r"\] (not )?ok \d+ " + suite + r"$", line)] if m]
+        boots = len(run.kernels)
+        expect(len(counts) == boots and
+               all([int(x) for x in c] == [cases, 0, 0, cases] for c in counts),
+               f"KUnit {suite} in {boots} boot(s): {counts}")
+        expect(verdicts == [None] * boots, f"KUnit {suite} did not pass at every boot")
+        results[suite] = f"{cases}/{cases} at each of {boots} boots"
+    return results
+
+
 def check_kernel_selftests(run):
     common_checks(run, stages=2)
     for name in ("prepare", "daemon-idle"):
         expect(run.e2e_lines(f"check {name} ok"), f"check {name} did not pass")
-    summary = {}
+    summary = {"kunit": check_kunit(run)}
     for name, stages in SELFTESTS.items():
         known = UPSTREAM_FAILURES.get(name, set())
         failed = selftest_failures(run, name)

@@ -187,6 +187,9 @@ SELFTEST_BREAKAGES = {
     "a stage that exited 1": lambda l: l.replace("E2E selftest luo_multi_session rc=0",
                                                  "E2E selftest luo_multi_session rc=1"),
     "no kexec": lambda l: None if "stage=2" in l else l,
+    "a KUnit case failing": lambda l: (l.replace("# iommufd_liveupdate: pass:4 fail:0", "# iommufd_liveupdate: pass:3 fail:1")
+                                       .replace("] ok 1 iommufd_liveupdate", "] not ok 1 iommufd_liveupdate")),
+    "KUnit not run": lambda l: None if "iommufd_liveupdate" in l else l,
 }
 
 # fixture name: (its check, what its summary must say, the ways to break it)
