@@ -94,6 +94,49 @@ def last_json(run, prefix):
     return values[-1]
 
 
+def update_succeeded(run, vm_ids, update_id=None):
+    """The daemon's end of an update: a success (of update_id, when given),
+    every VM resumed, the daemon idle with nothing held, and a timeline
+    with every phase. Returns the timeline."""
+    report = last_json(run, "report")
+    rep = report.get("report", report)
+    expect(rep.get("outcome") == "success", f"the update's outcome is {rep.get('outcome')}")
+    if update_id is not None:
+        expect(rep.get("update_id") == update_id,
+               f"the report is of update {rep.get('update_id')}, not {update_id}")
+    outcomes = {v["vm_id"]: v["outcome"] for v in rep.get("vmms", [])}
+    expect(outcomes == {vm: "resumed" for vm in vm_ids}, f"the report's VMs are {outcomes}")
+    status = last_json(run, "status")
+    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the update")
+    expect(not status.get("held_sessions"), "sessions are still held after every VM resumed")
+
+    timeline = rep.get("timeline")
+    expect(isinstance(timeline, dict), "the report has no timeline")
+    for k in TIMELINE_PHASES.values():
+        v = timeline.get(k)
+        expect(isinstance(v, int) and v >= 0, f"timeline {k} is {v}")
+    return timeline
+
+
+# The summary's names for the report's timeline phases.
+TIMELINE_PHASES = {"freeze_barrier": "freeze_barrier_us", "kexec_and_boot": "kexec_boot_us",
+                   "daemon_restore": "restore_us", "handback": "handback_us"}
+
+
+def timing_summary(run, timeline, blackouts, per_vm=True):
+    """The figures every update scenario prints: the VMs' blackouts (from
+    the VMMs), the daemon's and its phases (from the TSC)."""
+    values = list(blackouts.values())
+    return {
+        "blackout_us": {"max": max(values), "median": int(statistics.median(values)),
+                        "min": min(values), **({"per_vm": blackouts} if per_vm else {})},
+        "daemon_blackout_us": timeline.get("blackout_us"),
+        "phases_us": {name: timeline[k] for name, k in TIMELINE_PHASES.items()},
+        "clock": timeline.get("clock"),
+        "accel": run.accel,
+    }
+
+
 def check_cycle(run, size=CYCLE):
     common_checks(run, stages=2)
     expect(run.e2e_lines("check prepare ok"), "prepare did not succeed")
@@ -123,44 +166,14 @@ def check_cycle(run, size=CYCLE):
         expect(writing and writing[0].get("words", 0) > 0, f"{vm}: not writing after resume")
         vms[vm] = {"blackout_us": blackout, "verified_bytes": r["verified_bytes"]}
 
-    report = last_json(run, "report")
-    rep = report.get("report", report)
-    expect(rep.get("outcome") == "success", f"the update's outcome is {rep.get('outcome')}")
-    outcomes = {v["vm_id"]: v["outcome"] for v in rep.get("vmms", [])}
-    expect(outcomes == {vm: "resumed" for vm in vms},
-           f"the report's VMs are {outcomes}")
-    status = last_json(run, "status")
-    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the update")
-    expect(not status.get("held_sessions"), "sessions are still held after every VM resumed")
-
-    timeline = rep.get("timeline")
-    expect(isinstance(timeline, dict), "the report has no timeline")
-    phases = {k: timeline.get(k) for k in
-              ("freeze_barrier_us", "kexec_boot_us", "restore_us", "handback_us")}
-    for k, v in phases.items():
-        expect(isinstance(v, int) and v >= 0, f"timeline {k} is {v}")
-    blackouts = [v["blackout_us"] for v in vms.values()]
+    timeline = update_succeeded(run, vms)
     return {
         "e2e": "cycle" if size == CYCLE else "scale",
         "kernel": run.kernels[-1][1],
         "vmms": len(vms),
         "verified_bytes": sum(v["verified_bytes"] for v in vms.values()),
-        "blackout_us": {
-            "max": max(blackouts),
-            "median": int(statistics.median(blackouts)),
-            "min": min(blackouts),
-            **({"per_vm": {k: v["blackout_us"] for k, v in vms.items()}}
-               if len(vms) <= 8 else {}),
-        },
-        "daemon_blackout_us": timeline.get("blackout_us"),
-        "phases_us": {
-            "freeze_barrier": phases["freeze_barrier_us"],
-            "kexec_and_boot": phases["kexec_boot_us"],
-            "daemon_restore": phases["restore_us"],
-            "handback": phases["handback_us"],
-        },
-        "clock": timeline.get("clock"),
-        "accel": run.accel,
+        **timing_summary(run, timeline, {k: v["blackout_us"] for k, v in vms.items()},
+                         per_vm=len(vms) <= 8),
     }
 
 
@@ -638,25 +651,7 @@ def check_device_update(run):
         expect(isinstance(b, int) and b > 0, f"{vm}: no blackout figure")
 
     # the daemon: the update a success, every VM resumed, nothing held
-    rep = last_json(run, "report")
-    rep = rep.get("report", rep)
-    expect(rep.get("outcome") == "success", f"the update's outcome is {rep.get('outcome')}")
-    expect(rep.get("update_id") == prepared.get("update_id"),
-           f"the report is of update {rep.get('update_id')}, not {prepared.get('update_id')}")
-    outcomes = {v["vm_id"]: v["outcome"] for v in rep.get("vmms", [])}
-    expect(outcomes == {vm: "resumed" for vm in UPDATE_VMS + ("edu",)},
-           f"the report's VMs are {outcomes}")
-    status = last_json(run, "status")
-    expect(status.get("state") == "idle", f"the daemon is {status.get('state')} after the update")
-    expect(not status.get("held_sessions"), "sessions are still held after every VM resumed")
-    timeline = rep.get("timeline")
-    expect(isinstance(timeline, dict), "the report has no timeline")
-    phases = {k: timeline.get(k) for k in
-              ("freeze_barrier_us", "kexec_boot_us", "restore_us", "handback_us")}
-    for k, v in phases.items():
-        expect(isinstance(v, int) and v >= 0, f"timeline {k} is {v}")
-
-    values = list(blackouts.values())
+    timeline = update_succeeded(run, UPDATE_VMS + ("edu",), prepared.get("update_id"))
     return {
         "e2e": "device-update",
         "kernel": run.kernels[-1][1],
@@ -666,23 +661,12 @@ def check_device_update(run):
                    "handover": ["none", "preserved", "restored-domain", "hot-swapped"],
                    "in_flight_dma": "landed", "old_tables_dma": "landed",
                    "new_domain_dma": "landed"},
-        # the edu VM's: its FREEZE to its device in use again (taken over,
-        # domain rebuilt), without the test's hold before RESUMED
-        "blackout_us": {"max": max(values), "median": int(statistics.median(values)),
-                        "min": min(values), "per_vm": blackouts},
-        # the first FREEZE to the last RESUMED: the edu VM's hold and the
-        # reference VMs started after it are in it
-        "daemon_blackout_us": timeline.get("blackout_us"),
-        "phases_us": {
-            "freeze_barrier": phases["freeze_barrier_us"],
-            "kexec_and_boot": phases["kexec_boot_us"],
-            "daemon_restore": phases["restore_us"],
-            "handback": phases["handback_us"],
-        },
-        "clock": timeline.get("clock"),
-        "accel": run.accel,
+        # blackout_us: the edu VM's is its FREEZE to its device in use again
+        # (taken over, domain rebuilt), without the test's hold before
+        # RESUMED; daemon_blackout_us: the first FREEZE to the last RESUMED,
+        # the edu VM's hold and the reference VMs started after it in it
+        **timing_summary(run, timeline, blackouts),
     }
-
 
 # The systemd guest: Debian 12's systemd as PID 1 on a root filesystem
 # (tests/e2e/mkrootfs, guest-systemd/), liveupdated.service as installed.
