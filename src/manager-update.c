@@ -726,9 +726,6 @@ void manager_update_progress(Manager *m)
 		(void)handover_clock_now(&u->frozen_tsc);
 		disarm_timer(m);
 		u->frozen_us = manager_now();
-		/* again, the last moment: a device bound since commit would be reset under its guest */
-		if (abort_uncovered(m) < 0)
-			return;
 		(void)manager_set_state(m, UPDATE_EVENT_ALL_FROZEN);
 		reboot_now(m);
 		return;
